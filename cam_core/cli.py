@@ -1,0 +1,97 @@
+"""python -m cam_core: list models and methods, explain an image into .npz (and an overlay PNG)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CamError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one clear line, exit code 2
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m cam_core", description="Class activation maps for image classifiers.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands.add_parser("models", help="the models of models.yaml, one a line: name, offline?, title")
+    commands.add_parser("methods", help="the CAM methods, one a line: id, family, cost, name")
+    explain = commands.add_parser("explain", help="explain one image with one method")
+    explain.add_argument("image", help="an image file")
+    explain.add_argument("--model", default="mobilenet_v2", help="a model name from models.yaml")
+    explain.add_argument("--method", default="gradcam", help="a method id (see `methods`)")
+    explain.add_argument("--target", help="class index or name (default: the top-1 class)")
+    explain.add_argument("--layer", help="target layer, a module name (default: the model's)")
+    explain.add_argument("--weights", help="your own weights: a safetensors or state_dict file")
+    explain.add_argument("--sign", default="positive", choices=("positive", "negative"))
+    explain.add_argument("--out", required=True, help="the .npz to write: saliency, raw, target, probs")
+    explain.add_argument("--png", help="also write the overlay as a PNG")
+    explain.add_argument("--alpha", type=float, default=0.5, help="opacity of the map in the PNG")
+    explain.add_argument("--colormap", default="jet")
+    return parser
+
+
+def _models() -> None:
+    from .models import read_specs
+
+    for name, spec in read_specs().items():
+        print(f"{name}\t{'offline' if spec.embedded else 'download'}\t{spec.title}")
+
+
+def _methods() -> None:
+    from .registry import methods
+
+    for card in methods():
+        print(f"{card.id}\t{card.family}\t{card.cost}\t{card.name}")
+
+
+def _explain(args: argparse.Namespace) -> None:
+    from .explainer import Explainer
+    from .images import load_image
+    from .render import overlay
+
+    image = load_image(args.image)
+    explainer = Explainer(args.model, weights=args.weights)
+    analysis = explainer.analyze(image)
+    target = None if args.target is None else explainer.class_index(args.target)
+    result = analysis.cam(args.method, target=target, layer=args.layer, sign=args.sign)
+    out = Path(args.out)
+    np.savez(
+        out,
+        saliency=result.saliency,
+        raw=result.raw,
+        target=np.int64(result.target),
+        probs=analysis.probabilities.numpy(),
+    )
+    if args.png:
+        overlay(analysis.image, result.saliency, alpha=args.alpha, colormap=args.colormap).save(args.png)
+    print(
+        f"{result.method} for {result.target} {result.label} (p={result.probability:.3f}) at {result.layer}: "
+        f"{out}{' and ' + args.png if args.png else ''}"
+        + (f"; note: {result.note}" if result.note else "")
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; 0 on success, 2 with one line on stderr for bad input."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "models":
+            _models()
+        elif args.command == "methods":
+            _methods()
+        else:
+            _explain(args)
+    except CamError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    except OSError as exc:
+        sys.stderr.write(f"error: {exc.strerror or exc}: {exc.filename or ''}\n".replace(": \n", "\n"))
+        return 2
+    return 0

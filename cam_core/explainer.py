@@ -1,0 +1,109 @@
+"""Explainer: one loaded model, shared safely by threads, and the per-image Analysis cache in front of it."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import torch
+
+from .analysis import Analysis
+from .cache import ByteLRU
+from .errors import CamError
+from .hooks import LayerPass, run_with_layers
+from .images import ImageInput, image_key, load_image, to_input
+from .models import ModelSpec, get_spec, load_model
+
+DEFAULT_CACHE_BYTES = 1 << 30
+
+
+def _cache_bytes_from_env() -> int:
+    value = os.environ.get("CAM_CACHE_BYTES")
+    if value is None:
+        return DEFAULT_CACHE_BYTES
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise CamError(f"CAM_CACHE_BYTES must be a number of bytes, not {value!r}") from exc
+
+
+class Explainer:
+    """Explains images with one model from models.yaml.
+
+    weights: None for the entry's own weights, "random" for a random initialisation, or a path to your own
+    safetensors / state_dict file. cache_bytes bounds the per-image analyses kept (default $CAM_CACHE_BYTES or 1 GiB).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        weights: str | os.PathLike | None = None,
+        cache_bytes: int | None = None,
+        models_file: str | os.PathLike | None = None,
+    ):
+        self.spec: ModelSpec = get_spec(name, Path(models_file) if models_file else None)
+        self.model = load_model(self.spec, weights)
+        self.cache: ByteLRU[Analysis] = ByteLRU(_cache_bytes_from_env() if cache_bytes is None else cache_bytes)
+        self._pass_lock = threading.Lock()
+        module = self.model.module
+        tensors = [*module.parameters(), *module.buffers()]
+        self._parameter_storages = frozenset(t.untyped_storage().data_ptr() for t in tensors)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def labels(self) -> list[str]:
+        return self.model.labels
+
+    @property
+    def default_layer(self) -> str:
+        return self.spec.target_layer
+
+    def analyze(self, image: ImageInput) -> Analysis:
+        """The Analysis of image: one forward pass the first time, the cached one after."""
+        picture = load_image(image)
+        key = image_key(picture)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        analysis = Analysis(self, picture, key, to_input(picture, self.spec.preprocessing))
+        return self.cache.put(key, analysis)
+
+    def run(self, model_input: torch.Tensor, layers: dict[str, torch.nn.Module]) -> LayerPass:
+        """One forward pass capturing layers (serialised: the model is shared)."""
+        return run_with_layers(self.model.module, model_input, layers, self._pass_lock, self._parameter_storages)
+
+    def class_weights(self, layer: str) -> torch.Tensor:
+        """The (classes, channels) weights of a global-average-pool → linear head at layer, for vanilla CAM."""
+        linear = self.model.head.linear_classifier() if layer == self.default_layer else None
+        if linear is None:
+            where = (
+                f"at {layer}: only the default layer {self.default_layer} is followed by the classifier"
+                if layer != self.default_layer
+                else f"for {self.name}: its head ({' → '.join(self.model.head.names)}) is not global average pooling "
+                "followed by one linear layer"
+            )
+            raise CamError(f"vanilla CAM is not defined {where}; use Grad-CAM, which is its generalisation")
+        return linear.weight.detach()
+
+    def class_index(self, query: int | str) -> int:
+        """A class index from an index or a label ('pickup', 'Egyptian cat'); a CamError when none or several fit."""
+        if isinstance(query, int) or (isinstance(query, str) and query.strip().isdigit()):
+            index = int(query)
+            if not 0 <= index < len(self.labels):
+                raise CamError(f"class {index} is out of range 0..{len(self.labels) - 1}")
+            return index
+        wanted = str(query).strip().lower()
+        exact = [i for i, label in enumerate(self.labels) if label.lower() == wanted]
+        if exact:
+            return exact[0]
+        partial = [i for i, label in enumerate(self.labels) if wanted in label.lower()]
+        if len(partial) == 1:
+            return partial[0]
+        if not partial:
+            raise CamError(f"no class is called {query!r}")
+        names = ", ".join(f"{i} {self.labels[i]}" for i in partial[:6])
+        raise CamError(f"{query!r} fits several classes ({names}{', …' if len(partial) > 6 else ''}); give the index")

@@ -1,0 +1,29 @@
+"""Class names, offline."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from .errors import CamError
+
+
+@lru_cache(maxsize=None)
+def _imagenet1k() -> tuple[str, ...]:
+    from torchvision.models import MobileNet_V2_Weights
+
+    return tuple(MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+LABEL_SETS = {"imagenet1k": _imagenet1k}
+
+
+def label_set(name: str) -> list[str]:
+    """The class names of a label set named in models.yaml."""
+    if name not in LABEL_SETS:
+        raise CamError(f"unknown label set {name!r}; known: {', '.join(LABEL_SETS)}")
+    return list(LABEL_SETS[name]())
+
+
+def imagenet_labels() -> list[str]:
+    """The 1000 ImageNet-1k class names, index = class id (from torchvision's weight metadata)."""
+    return label_set("imagenet1k")

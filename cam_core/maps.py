@@ -1,0 +1,27 @@
+"""From a method's signed layer-resolution map to a saliency map at the image's size."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import CamError
+
+SIGNS = ("positive", "negative")
+
+
+def saliency_map(raw: torch.Tensor, size: tuple[int, int], sign: str = "positive") -> tuple[np.ndarray, str]:
+    """ReLU of the signed map (or of its negation), bilinearly resized to size=(height, width), min-max scaled to
+    [0, 1]; with a note when the map is blank."""
+    if sign not in SIGNS:
+        raise CamError(f"sign must be one of {', '.join(SIGNS)}, not {sign!r}")
+    signed = raw if sign == "positive" else -raw
+    signed = torch.nan_to_num(signed.float(), nan=0.0, posinf=0.0, neginf=0.0)
+    kept = signed.clamp(min=0)
+    upsampled = F.interpolate(kept[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
+    low, high = upsampled.min(), upsampled.max()
+    if float(high - low) <= 1e-12 * max(1.0, float(high.abs())):
+        note = f"the {sign} map is empty (no position has {sign} evidence at this layer)"
+        return np.zeros(size, dtype=np.float32), note
+    return ((upsampled - low) / (high - low)).numpy().astype(np.float32), ""

@@ -1,0 +1,4 @@
+"""Every CAM method; importing this package registers them all (one module per family, in menu order)."""
+
+from . import gradient  # noqa: F401, I001
+from . import eigen  # noqa: F401

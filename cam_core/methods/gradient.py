@@ -1,0 +1,180 @@
+"""CAM and the Grad-CAM family: channel weights from the classifier or from the gradient of the class score."""
+
+from __future__ import annotations
+
+import torch
+
+from ..registry import CamInputs, MethodCard, MethodOutput, register
+from .common import weighted_sum
+
+EPS = 1e-7
+
+
+@register(
+    MethodCard(
+        id="cam",
+        name="CAM",
+        family="CAM",
+        needs=frozenset({"class_weights"}),
+        cost="instant",
+        summary="The classifier's own weights for the class, applied to the last feature maps.",
+        explanation=(
+            "When a network ends in global average pooling followed by one linear layer, the class score is a "
+            "weighted sum of the channels' mean activations. Moving the sum inside the average shows where the "
+            "score comes from: weight each channel's map by the linear layer's weight for the class and add them "
+            "up. No gradient and no extra pass are needed, but it only exists for that exact architecture and only "
+            "at the last convolutional layer."
+        ),
+        formula=r"L^c = \sum_k w^c_k\,A^k \qquad y^c = \sum_k w^c_k\,\frac{1}{Z}\sum_{i,j} A^k_{ij} + b^c",
+        paper="Zhou et al., Learning Deep Features for Discriminative Localization, CVPR 2016",
+        strengths=("Exact decomposition of the class score", "Free once the activations are known"),
+        weaknesses=("Needs a global-average-pool → linear head", "Only the last convolutional layer"),
+    )
+)
+def cam(inputs: CamInputs) -> MethodOutput:
+    """Class weights of the linear classifier × activations."""
+    weights = inputs.class_weights[inputs.target]
+    return MethodOutput(weighted_sum(weights, inputs.activations), weights)
+
+
+@register(
+    MethodCard(
+        id="gradcam",
+        name="Grad-CAM",
+        family="Grad-CAM family",
+        needs=frozenset({"gradients"}),
+        cost="fast",
+        summary="Channel weights = the spatial mean of the class score's gradient.",
+        explanation=(
+            "Grad-CAM replaces CAM's classifier weights with the gradient of the class score with respect to the "
+            "feature maps, averaged over positions. The average says how much the score rises when the whole channel "
+            "grows a little, so it works for any architecture and any layer. The weighted sum of the channels is "
+            "passed through a ReLU to keep only the evidence for the class. Gradients are local and can be noisy or "
+            "saturated, so the map may miss parts of the object or respond to several instances unevenly."
+        ),
+        formula=r"\alpha^c_k = \frac{1}{Z}\sum_{i,j}\frac{\partial y^c}{\partial A^k_{ij}} \qquad "
+        r"L^c = \mathrm{ReLU}\Big(\sum_k \alpha^c_k A^k\Big)",
+        paper="Selvaraju et al., Grad-CAM: Visual Explanations from Deep Networks via Gradient-based Localization, "
+        "ICCV 2017",
+        strengths=("Any CNN, any layer", "One backward pass per class"),
+        weaknesses=("Gradients saturate and are noisy", "Coarse at the last layer's resolution"),
+    )
+)
+def gradcam(inputs: CamInputs) -> MethodOutput:
+    """Spatially averaged gradients × activations."""
+    weights = inputs.gradients.mean(dim=(1, 2))
+    return MethodOutput(weighted_sum(weights, inputs.activations), weights)
+
+
+@register(
+    MethodCard(
+        id="gradcampp",
+        name="Grad-CAM++",
+        family="Grad-CAM family",
+        needs=frozenset({"gradients"}),
+        cost="fast",
+        summary="Positive gradients weighted per position by α, so several instances of a class all count.",
+        explanation=(
+            "Grad-CAM++ weights each position's positive gradient by a coefficient α built from second and third "
+            "derivatives of the class score. With the usual assumption that the score is an exponential of a linear "
+            "function of the activations, those higher derivatives are powers of the first, so one backward pass "
+            "suffices. Small objects and repeated objects get a fairer share than with a plain average."
+        ),
+        formula=r"\alpha^{kc}_{ij} = \frac{(g^k_{ij})^2}{2(g^k_{ij})^2 + \sum_{a,b}A^k_{ab}\,(g^k_{ij})^3} \qquad "
+        r"w^c_k = \sum_{i,j}\alpha^{kc}_{ij}\,\mathrm{ReLU}(g^k_{ij}) \qquad L^c = \mathrm{ReLU}\Big(\sum_k w^c_k A^k\Big)",
+        paper="Chattopadhay et al., Grad-CAM++: Generalized Gradient-based Visual Explanations for Deep "
+        "Convolutional Networks, WACV 2018",
+        strengths=("Better coverage of several instances", "Same cost as Grad-CAM"),
+        weaknesses=("Relies on the exponential-score assumption", "Still as noisy as the gradient"),
+    )
+)
+def gradcampp(inputs: CamInputs) -> MethodOutput:
+    """Grad-CAM++ weights from first-order gradients (exponential-score closed form)."""
+    grads, acts = inputs.gradients, inputs.activations
+    grads2 = grads.pow(2)
+    grads3 = grads2 * grads
+    channel_sums = acts.sum(dim=(1, 2), keepdim=True)
+    alpha = grads2 / (2 * grads2 + channel_sums * grads3 + EPS)
+    alpha = torch.where(grads != 0, alpha, torch.zeros_like(alpha))
+    weights = (alpha * grads.clamp(min=0)).sum(dim=(1, 2))
+    return MethodOutput(weighted_sum(weights, acts), weights)
+
+
+@register(
+    MethodCard(
+        id="xgradcam",
+        name="XGrad-CAM",
+        family="Grad-CAM family",
+        needs=frozenset({"gradients"}),
+        cost="fast",
+        summary="Gradients averaged with the activation itself as the weight, derived from two axioms.",
+        explanation=(
+            "XGrad-CAM asks for channel weights that make the map satisfy sensitivity (removing a feature changes "
+            "the score by its share of the map) and conservation (the map adds up to the score) as closely as "
+            "possible. The answer is a gradient average in which each position counts in proportion to its "
+            "activation, so the weight follows where the channel actually fires."
+        ),
+        formula=r"w^c_k = \sum_{i,j}\frac{A^k_{ij}}{\sum_{a,b}A^k_{ab}}\,\frac{\partial y^c}{\partial A^k_{ij}} \qquad "
+        r"L^c = \mathrm{ReLU}\Big(\sum_k w^c_k A^k\Big)",
+        paper="Fu et al., Axiom-based Grad-CAM: Towards Accurate Visualization and Explanation of CNNs, BMVC 2020",
+        strengths=("Principled weights", "Same cost as Grad-CAM"),
+        weaknesses=("Unstable for channels whose activations sum to nearly zero",),
+    )
+)
+def xgradcam(inputs: CamInputs) -> MethodOutput:
+    """Activation-weighted gradient average × activations."""
+    grads, acts = inputs.gradients, inputs.activations
+    channel_sums = acts.sum(dim=(1, 2), keepdim=True)
+    weights = (grads * acts / (channel_sums + EPS)).sum(dim=(1, 2))
+    return MethodOutput(weighted_sum(weights, acts), weights)
+
+
+@register(
+    MethodCard(
+        id="hirescam",
+        name="HiRes-CAM",
+        family="Grad-CAM family",
+        needs=frozenset({"gradients"}),
+        cost="fast",
+        summary="Gradient × activation at every position, summed over channels: no averaging.",
+        explanation=(
+            "Grad-CAM averages each channel's gradient before multiplying, which can move credit to positions the "
+            "model did not use. HiRes-CAM multiplies gradient and activation position by position and only then "
+            "sums over channels. For a global-average-pool → linear head the two agree; elsewhere HiRes-CAM is the "
+            "faithful one, since its map sums to the first-order change of the score."
+        ),
+        formula=r"L^c = \mathrm{ReLU}\Big(\sum_k \frac{\partial y^c}{\partial A^k} \odot A^k\Big)",
+        paper="Draelos & Carin, Use HiResCAM instead of Grad-CAM for faithful explanations of convolutional neural "
+        "networks, 2020",
+        strengths=("Provably reflects the positions the score used", "Same cost as Grad-CAM"),
+        weaknesses=("No per-channel weights to inspect", "Noisier than averaged maps"),
+    )
+)
+def hirescam(inputs: CamInputs) -> MethodOutput:
+    """Element-wise gradient × activation, summed over channels."""
+    return MethodOutput((inputs.gradients * inputs.activations).sum(dim=0))
+
+
+@register(
+    MethodCard(
+        id="layercam",
+        name="Layer-CAM",
+        family="Grad-CAM family",
+        needs=frozenset({"gradients"}),
+        cost="fast",
+        summary="Positive gradients used as position-wise weights, so shallow layers give fine maps.",
+        explanation=(
+            "Layer-CAM keeps only the positive gradient at each position and uses it as that position's weight for "
+            "the activation. Because nothing is averaged over the channel, it stays meaningful at shallow, "
+            "high-resolution layers where Grad-CAM's averages wash out; maps from several layers can then be "
+            "combined for fine detail."
+        ),
+        formula=r"L^c = \mathrm{ReLU}\Big(\sum_k \mathrm{ReLU}\big(\tfrac{\partial y^c}{\partial A^k}\big) \odot A^k\Big)",
+        paper="Jiang et al., LayerCAM: Exploring Hierarchical Class Activation Maps for Localization, IEEE TIP 2021",
+        strengths=("Works at shallow layers", "Sharper object boundaries"),
+        weaknesses=("Shallow layers also light up on edges and texture", "No per-channel weights"),
+    )
+)
+def layercam(inputs: CamInputs) -> MethodOutput:
+    """Positive gradients × activations, position by position."""
+    return MethodOutput((inputs.gradients.clamp(min=0) * inputs.activations).sum(dim=0))

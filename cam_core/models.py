@@ -1,0 +1,309 @@
+"""models.yaml → a loaded classifier with its preprocessing, labels, target layer and feature/head split."""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import nn
+
+from .errors import CamError, ModelUnavailableError
+from .labels import label_set
+from .weights import load_weights
+
+DEFAULT_MODELS_FILE = Path(__file__).resolve().parent.parent / "models.yaml"
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How an image becomes the model's input tensor."""
+
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str = "bilinear"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One entry of models.yaml."""
+
+    name: str
+    title: str
+    source: str
+    architecture: str
+    weights: dict[str, Any]
+    preprocessing: Preprocessing
+    labels: str
+    target_layer: str
+    head: tuple[str, ...]
+    layers: tuple[str, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    base_dir: Path = DEFAULT_MODELS_FILE.parent
+
+    @property
+    def embedded(self) -> bool:
+        """True when the weights ship inside an installed package (works offline)."""
+        return "embedded" in self.weights
+
+
+def models_file() -> Path:
+    """The models.yaml in use: $CAM_MODELS_FILE or the repository's."""
+    return Path(os.environ.get("CAM_MODELS_FILE", DEFAULT_MODELS_FILE))
+
+
+def read_specs(path: Path | None = None) -> dict[str, ModelSpec]:
+    """All entries of a models.yaml, by name."""
+    path = Path(path) if path else models_file()
+    try:
+        table = yaml.safe_load(path.read_text())["models"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        raise CamError(f"cannot read the model table {path}: {exc}") from exc
+    specs = {}
+    for name, entry in table.items():
+        try:
+            specs[name] = ModelSpec(
+                name=name,
+                title=entry.get("title", name),
+                source=entry["source"],
+                architecture=entry["architecture"],
+                weights=entry.get("weights") or {},
+                preprocessing=Preprocessing(**entry["preprocessing"]),
+                labels=entry.get("labels", "imagenet1k"),
+                target_layer=entry["target_layer"],
+                head=tuple(entry["head"]),
+                layers=tuple(entry.get("layers", ())),
+                kwargs=entry.get("kwargs") or {},
+                base_dir=path.parent,
+            )
+        except (KeyError, TypeError) as exc:
+            raise CamError(f"models.yaml entry {name!r} is incomplete: {exc}") from exc
+    return specs
+
+
+def embedded_model_names(specs: dict[str, ModelSpec] | None = None) -> list[str]:
+    """Names of the models whose weights work offline."""
+    specs = read_specs() if specs is None else specs
+    return [name for name, spec in specs.items() if spec.embedded]
+
+
+def get_spec(name: str, path: Path | None = None) -> ModelSpec:
+    """The models.yaml entry called name, or a CamError listing the known ones."""
+    specs = read_specs(path)
+    if name not in specs:
+        raise CamError(f"unknown model {name!r}; models.yaml has: {', '.join(specs)}")
+    return specs[name]
+
+
+class Head(nn.Module):
+    """The classifier part: the steps from the target layer's output to the logits."""
+
+    def __init__(self, steps: list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]]):
+        super().__init__()
+        self.names = [name for name, _ in steps]
+        self.steps = [fn for _, fn in steps]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for step in self.steps:
+            x = step(x)
+        return x
+
+    def linear_classifier(self) -> nn.Linear | None:
+        """The final Linear layer when the head is exactly global-average-pool → linear, else None."""
+        flat: list[Callable] = []
+        for step in self.steps:
+            flat.extend(step.children() if isinstance(step, nn.Sequential) else [step])
+        passive = (nn.Dropout, nn.Identity, nn.Flatten)
+        pooled = False
+        for position, step in enumerate(flat):
+            if isinstance(step, passive) or step is _flatten:
+                continue
+            if step is _gap or _is_global_avg_pool(step):
+                if pooled:
+                    return None
+                pooled = True
+                continue
+            rest = flat[position + 1 :]
+            if pooled and isinstance(step, nn.Linear) and all(isinstance(s, passive) for s in rest):
+                return step
+            return None
+        return None
+
+
+def _gap(x: torch.Tensor) -> torch.Tensor:
+    return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+
+def _flatten(x: torch.Tensor) -> torch.Tensor:
+    return torch.flatten(x, 1)
+
+
+def _relu(x: torch.Tensor) -> torch.Tensor:
+    return F.relu(x)
+
+
+BUILTIN_STEPS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"gap": _gap, "flatten": _flatten, "relu": _relu}
+
+
+def _is_global_avg_pool(module: Any) -> bool:
+    if isinstance(module, nn.AdaptiveAvgPool2d):
+        return module.output_size in (1, (1, 1))
+    pool_type = getattr(module, "pool_type", None)
+    return pool_type == "avg" and hasattr(module, "flatten")
+
+
+@dataclass
+class LoadedModel:
+    """A classifier ready for explanation: eval mode, frozen parameters, labels and layer lookup."""
+
+    spec: ModelSpec
+    module: nn.Module
+    labels: list[str]
+    head: Head
+    weights_source: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    def layer(self, name: str) -> nn.Module:
+        """The module called name, or a CamError suggesting close names."""
+        modules = dict(self.module.named_modules())
+        if name in modules and name:
+            return modules[name]
+        close = difflib.get_close_matches(name, [n for n in modules if n], n=5, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; try one of {', '.join(self.layer_choices())}"
+        raise CamError(f"model {self.spec.name} has no layer {name!r}{hint}")
+
+    def layer_choices(self) -> list[str]:
+        """Layers offered in pickers: the models.yaml list, ending with the default target layer."""
+        choices = [name for name in self.spec.layers if name != self.spec.target_layer]
+        return choices + [self.spec.target_layer]
+
+
+def _build_architecture(spec: ModelSpec) -> nn.Module:
+    if spec.source == "torchvision":
+        import torchvision.models as tvm
+
+        try:
+            builder = tvm.get_model_builder(spec.architecture)
+        except ValueError as exc:
+            raise CamError(f"torchvision has no model {spec.architecture!r}") from exc
+        return builder(weights=None, **spec.kwargs)
+    if spec.source == "timm":
+        import timm
+
+        if not timm.is_model(spec.architecture):
+            raise CamError(f"timm has no model {spec.architecture!r}")
+        return timm.create_model(spec.architecture, pretrained=False, **spec.kwargs)
+    if spec.source == "file":
+        return _build_from_file(spec)
+    raise CamError(f"models.yaml entry {spec.name!r}: unknown source {spec.source!r} (torchvision | timm | file)")
+
+
+def _build_from_file(spec: ModelSpec) -> nn.Module:
+    import importlib.util
+
+    path = (spec.base_dir / spec.kwargs.get("file", "")).resolve()
+    if not path.is_file():
+        raise CamError(f"models.yaml entry {spec.name!r}: architecture file {path} not found")
+    module_spec = importlib.util.spec_from_file_location(f"cam_user_model_{spec.name}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    builder = getattr(module, spec.architecture, None)
+    if builder is None:
+        raise CamError(f"{path} has no function {spec.architecture!r}")
+    return builder()
+
+
+def _download_pretrained(spec: ModelSpec) -> nn.Module:
+    """Build with the publisher's pretrained weights (needs internet or a warm cache); download chatter is hidden."""
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            if spec.source == "torchvision":
+                import torchvision.models as tvm
+
+                enum = tvm.get_model_weights(spec.architecture)
+                weights = enum[spec.weights["download"]]
+                return tvm.get_model(spec.architecture, weights=weights, **spec.kwargs)
+            if spec.source == "timm":
+                import timm
+
+                return timm.create_model(spec.architecture, pretrained=True, **spec.kwargs)
+    except Exception as exc:  # noqa: BLE001 - any download failure becomes one clear message
+        offline = ", ".join(embedded_model_names())
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = reason if len(reason) <= 160 else reason[:159] + "…"
+        raise ModelUnavailableError(
+            f"model {spec.name!r} needs its pretrained weights downloaded, which failed here ({reason}). "
+            f"Models that work offline: {offline}."
+        ) from exc
+    raise CamError(f"models.yaml entry {spec.name!r}: download weights need source torchvision or timm")
+
+
+def _resolve_head(spec: ModelSpec, module: nn.Module) -> Head:
+    modules = dict(module.named_modules())
+    steps = []
+    for step in spec.head:
+        if step in BUILTIN_STEPS:
+            steps.append((step, BUILTIN_STEPS[step]))
+        elif step in modules:
+            steps.append((step, modules[step]))
+        else:
+            raise CamError(f"models.yaml entry {spec.name!r}: head step {step!r} is neither a module nor a builtin")
+    return Head(steps)
+
+
+def load_model(spec: ModelSpec, weights: str | os.PathLike | None = None) -> LoadedModel:
+    """Build spec's architecture and load its weights.
+
+    weights=None uses the entry's own weights (embedded or downloaded), "random" keeps the random initialisation,
+    a path loads your own safetensors or state_dict file.
+    """
+    if weights is None and "download" in spec.weights:
+        module = _download_pretrained(spec)
+        source = f"pretrained ({spec.weights['download']})"
+    else:
+        module = _build_architecture(spec)
+        if weights == "random":
+            source = "random initialisation"
+        elif weights is not None:
+            load_weights(module, Path(weights), copy="by_name", what=f"your file {weights}")
+            source = str(weights)
+        elif "embedded" in spec.weights:
+            source = _load_embedded(spec, module)
+        elif "path" in spec.weights:
+            path = (spec.base_dir / spec.weights["path"]).resolve()
+            load_weights(module, path, copy=spec.weights.get("copy", "by_name"), what=str(path))
+            source = str(path)
+        else:
+            raise CamError(f"models.yaml entry {spec.name!r} says nothing about its weights")
+    module.eval()
+    for parameter in module.parameters():
+        parameter.requires_grad_(False)
+    loaded = LoadedModel(spec, module, label_set(spec.labels), _resolve_head(spec, module), source)
+    loaded.layer(spec.target_layer)
+    return loaded
+
+
+def _load_embedded(spec: ModelSpec, module: nn.Module) -> str:
+    import importlib.util
+
+    embedded = spec.weights["embedded"]
+    package = importlib.util.find_spec(embedded["package"])
+    if package is None or package.origin is None:
+        raise ModelUnavailableError(
+            f"model {spec.name!r} needs the package {embedded['package']} "
+            f"(pip install --no-deps {embedded['package'].replace('_', '-')})"
+        )
+    path = Path(package.origin).parent / embedded["file"]
+    load_weights(module, path, copy=embedded.get("copy", "by_name"), what=f"{embedded['package']}/{embedded['file']}")
+    return f"embedded ({embedded['package']})"
