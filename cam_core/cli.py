@@ -22,8 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     commands.add_parser("models", help="the models of models.yaml, one a line: name, offline?, title")
     commands.add_parser("methods", help="the CAM methods, one a line: id, family, cost, name")
+    commands.add_parser("examples", help="the bundled example photos, one a line: name, description")
     explain = commands.add_parser("explain", help="explain one image with one method")
-    explain.add_argument("image", help="an image file")
+    explain.add_argument("image", help="an image file, or example:NAME for a bundled photo (see `examples`)")
     explain.add_argument("--model", default="mobilenet_v2", help="a model name from models.yaml")
     explain.add_argument("--method", default="gradcam", help="a method id (see `methods`)")
     explain.add_argument("--target", help="class index or name (default: the top-1 class)")
@@ -51,12 +52,21 @@ def _methods() -> None:
         print(f"{card.id}\t{card.family}\t{card.cost}\t{card.name}")
 
 
+def _examples() -> None:
+    from .examples import examples
+
+    for name, (description, _) in examples().items():
+        print(f"{name}\t{description}")
+
+
 def _explain(args: argparse.Namespace) -> None:
+    from .examples import load_example
     from .explainer import Explainer
     from .images import load_image
     from .render import overlay
 
-    image = load_image(args.image)
+    prefix = "example:"
+    image = load_example(args.image[len(prefix) :]) if args.image.startswith(prefix) else load_image(args.image)
     explainer = Explainer(args.model, weights=args.weights)
     analysis = explainer.analyze(image)
     target = None if args.target is None else explainer.class_index(args.target)
@@ -86,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             _models()
         elif args.command == "methods":
             _methods()
+        elif args.command == "examples":
+            _examples()
         else:
             _explain(args)
     except CamError as exc:

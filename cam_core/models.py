@@ -6,6 +6,8 @@ import contextlib
 import difflib
 import io
 import os
+import socket
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -237,6 +239,7 @@ def _download_pretrained(spec: ModelSpec) -> nn.Module:
             if spec.source == "timm":
                 import timm
 
+                _check_timm_weights_reachable(spec.architecture)
                 return timm.create_model(spec.architecture, pretrained=True, **spec.kwargs)
     except Exception as exc:  # noqa: BLE001 - any download failure becomes one clear message
         offline = ", ".join(embedded_model_names())
@@ -247,6 +250,25 @@ def _download_pretrained(spec: ModelSpec) -> nn.Module:
             f"Models that work offline: {offline}."
         ) from exc
     raise CamError(f"models.yaml entry {spec.name!r}: download weights need source torchvision or timm")
+
+
+def _check_timm_weights_reachable(architecture: str) -> None:
+    """Fail at once when timm's weights are neither cached nor reachable (the hub client would retry for a minute)."""
+    from huggingface_hub import try_to_load_from_cache
+    from timm.models import get_pretrained_cfg
+
+    config = get_pretrained_cfg(architecture)
+    hub_id = getattr(config, "hf_hub_id", None)
+    if hub_id and any(
+        isinstance(try_to_load_from_cache(hub_id, filename), str)
+        for filename in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
+    ):
+        return
+    host = "huggingface.co" if hub_id else urllib.parse.urlparse(getattr(config, "url", "") or "").hostname
+    try:
+        socket.getaddrinfo(host or "huggingface.co", 443)
+    except OSError as exc:
+        raise ConnectionError(f"{host} cannot be reached and the weights are not cached") from exc
 
 
 def _resolve_head(spec: ModelSpec, module: nn.Module) -> Head:
