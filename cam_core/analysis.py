@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .clusters import ChannelClusters, cluster_channels
 from .errors import CamError
 from .maps import saliency_map
 from .registry import CamInputs, get_method
@@ -62,6 +63,7 @@ class Analysis:
         self.input = model_input
         self._lock = threading.RLock()
         self._layers: dict[str, _LayerState] = {}
+        self._clusters: dict[tuple[str, int, str, int], ChannelClusters] = {}
         first = self._layer(explainer.default_layer)
         self.logits = first.logits.detach()[0]
         self.probabilities = torch.softmax(self.logits, dim=0)
@@ -74,7 +76,8 @@ class Analysis:
     @property
     def nbytes(self) -> int:
         with self._lock:
-            return self.input.numel() * 4 + sum(state.nbytes for state in self._layers.values())
+            layers = sum(state.nbytes for state in self._layers.values())
+            return self.input.numel() * 4 + layers + sum(c.nbytes for c in self._clusters.values())
 
     def top_k(self, k: int = 5) -> list[tuple[int, str, float]]:
         """The k most probable classes as (class index, label, probability)."""
@@ -118,6 +121,18 @@ class Analysis:
                 )
                 state.gradients[target] = torch.zeros_like(state.values) if grad is None else grad[0]
             return state.gradients[target]
+
+    def clusters(self, k: int, rows: str = "raw", layer: str | None = None, seed: int = 0) -> ChannelClusters:
+        """k-means clusters of the channels at layer (rows "raw" or "l2"), computed once per (layer, k, rows, seed)."""
+        layer = layer or self.explainer.default_layer
+        key = (layer, int(k), rows, int(seed))
+        activations = self.activations(layer)
+        with self._lock:
+            if key not in self._clusters:
+                self._clusters[key] = cluster_channels(activations, int(k), rows, int(seed))
+            found = self._clusters[key]
+        self.explainer.cache.trim()
+        return found
 
     def cam(
         self,

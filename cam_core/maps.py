@@ -11,11 +11,12 @@ from .errors import CamError
 SIGNS = ("positive", "negative")
 
 
-def saliency_map(raw: torch.Tensor, size: tuple[int, int], sign: str = "positive") -> tuple[np.ndarray, str]:
+def saliency_map(raw: torch.Tensor | np.ndarray, size: tuple[int, int], sign: str = "positive") -> tuple[np.ndarray, str]:
     """ReLU of the signed map (or of its negation), bilinearly resized to size=(height, width), min-max scaled to
     [0, 1]; with a note when the map is blank."""
     if sign not in SIGNS:
         raise CamError(f"sign must be one of {', '.join(SIGNS)}, not {sign!r}")
+    raw = torch.as_tensor(raw)
     signed = raw if sign == "positive" else -raw
     signed = torch.nan_to_num(signed.float(), nan=0.0, posinf=0.0, neginf=0.0)
     kept = signed.clamp(min=0)

@@ -84,3 +84,50 @@ def npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array)
     return buffer.getvalue()
+
+
+def masked_input(image: Image.Image, mask: np.ndarray) -> Image.Image:
+    """The image multiplied by a [0, 1] mask of the same size (what Score-CAM feeds the network)."""
+    base = np.asarray(image.convert("RGB"), dtype=np.float32)
+    if mask.shape != base.shape[:2]:
+        raise CamError(f"mask of shape {mask.shape} does not match the image's {base.shape[:2]}")
+    return Image.fromarray((base * np.clip(mask, 0, 1)[:, :, None]).astype(np.uint8))
+
+
+def grid(pictures: list[Image.Image], titles: list[str], columns: int = 4, width: int = 320) -> Image.Image:
+    """Pictures in rows of `columns`, each scaled to `width` pixels wide with its title above it."""
+    from PIL import ImageDraw, ImageFont
+
+    if not pictures:
+        raise CamError("nothing to put in the grid")
+    scaled = [p.convert("RGB").resize((width, max(1, round(p.height * width / p.width)))) for p in pictures]
+    font = ImageFont.load_default(size=16)
+    title_height, gap = 26, 8
+    cell_height = max(p.height for p in scaled) + title_height
+    rows = (len(scaled) + columns - 1) // columns
+    used_columns = min(columns, len(scaled))
+    sheet = Image.new("RGB", (used_columns * (width + gap) + gap, rows * (cell_height + gap) + gap), "white")
+    draw = ImageDraw.Draw(sheet)
+    for index, (picture, title) in enumerate(zip(scaled, titles)):
+        x = gap + (index % columns) * (width + gap)
+        y = gap + (index // columns) * (cell_height + gap)
+        draw.text((x + 2, y + 4), title, fill=(20, 20, 20), font=font)
+        sheet.paste(picture, (x, y + title_height))
+    return sheet
+
+
+VIEWS = ("overlay", "map", "signed")
+
+
+def result_picture(
+    image: Image.Image, saliency: np.ndarray, raw: np.ndarray, view: str = "overlay", alpha: float = 0.5,
+    colormap: str = "jet",
+) -> Image.Image:
+    """How a map is shown: over the image, on its own, or as the signed raw map on a diverging scale."""
+    if view == "overlay":
+        return overlay(image, saliency, alpha=alpha, colormap=colormap)
+    if view == "map":
+        return Image.fromarray(colorize(saliency, colormap))
+    if view == "signed":
+        return diverging(raw, size=(image.height, image.width))
+    raise CamError(f"view must be one of {', '.join(VIEWS)}, not {view!r}")

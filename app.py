@@ -1,0 +1,79 @@
+"""CAM Explorer: the home page (image, model, class) and the navigation to the other pages."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from pages.shared import (
+    UPLOAD_TYPES,
+    class_label,
+    current_analysis,
+    current_explainer,
+    current_target,
+    example_names,
+    friendly_errors,
+    on_example,
+    on_upload,
+    page_setup,
+)
+
+st.set_page_config(page_title="CAM Explorer", page_icon=":material/center_focus_strong:", layout="wide")
+
+
+def _pick_target(index: int) -> None:
+    st.session_state.target = index
+
+
+def home() -> None:
+    page_setup("CAM Explorer", "Give it an image: see what the classifier predicts, then explore *why* on the "
+               "other pages.")
+    if st.session_state.get("image_error"):
+        st.error(st.session_state.image_error, icon=":material/broken_image:")
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        upload_tab, example_tab = st.tabs([":material/upload: Upload", ":material/photo_library: Examples"])
+        with upload_tab:
+            st.file_uploader("An image of your own", type=UPLOAD_TYPES, key="upload", on_change=on_upload)
+        with example_tab:
+            st.selectbox("A real photo", example_names(), index=None, key="example", on_change=on_example,
+                         placeholder="Choose an example photo")
+        st.image(st.session_state.image, width="stretch")
+        st.caption(f"{st.session_state.image_name} · {st.session_state.image_note}")
+    with right, friendly_errors():
+        with st.spinner("Running the model…"):
+            explainer = current_explainer()
+            analysis = current_analysis()
+        target = current_target(analysis)
+        top = analysis.top_k(5)
+        st.subheader("Top-5 predictions")
+        figure = go.Figure(
+            go.Bar(
+                x=[p for *_, p in top][::-1],
+                y=[f"{label} ({index})" for index, label, _ in top][::-1],
+                orientation="h",
+                marker_color=["#d0342c" if index == target else "#9aa5b8" for index, *_ in top][::-1],
+                text=[f"{p:.1%}" for *_, p in top][::-1],
+                textposition="auto",
+            )
+        )
+        figure.update_layout(height=260, margin=dict(l=0, r=10, t=10, b=10), xaxis=dict(range=[0, 1],
+                             tickformat=".0%"), yaxis=dict(automargin=True))
+        st.plotly_chart(figure, width="stretch", config={"displayModeBar": False})
+        st.markdown(f"**Explaining:** {class_label(explainer, analysis, target)}")
+        st.caption("Explain another of the top-5 (or type any class in the sidebar):")
+        for index, label, probability in top:
+            st.button(f"{label} · {probability:.1%}", key=f"pick_{index}", on_click=_pick_target, args=(index,),
+                      disabled=index == target, width="stretch")
+        st.caption(f"Model: {explainer.spec.title}; weights: {explainer.model.weights_source}. The whole image is "
+                   f"resized to {explainer.spec.preprocessing.input_size}×{explainer.spec.preprocessing.input_size}, "
+                   "no crop.")
+
+
+pages = [
+    st.Page(home, title="Home", icon=":material/home:", default=True),
+    st.Page("pages/compare.py", title="Compare methods", icon=":material/grid_view:"),
+    st.Page("pages/channels.py", title="Channels", icon=":material/layers:"),
+    st.Page("pages/clusters.py", title="Clusters", icon=":material/scatter_plot:"),
+]
+st.navigation(pages).run()

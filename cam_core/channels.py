@@ -1,0 +1,38 @@
+"""Per-channel views of a layer: scores to rank channels by, and one channel's map at the image's size."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .analysis import Analysis
+from .errors import CamError
+from .maps import saliency_map
+
+RANKINGS = {
+    "gradcam": "Grad-CAM weight (for the class)",
+    "gradcampp": "Grad-CAM++ weight (for the class)",
+    "xgradcam": "XGrad-CAM weight (for the class)",
+    "eigencam": "Eigen-CAM weight (first principal direction)",
+    "mean": "Mean activation",
+    "max": "Max activation",
+}
+
+
+def channel_scores(analysis: Analysis, by: str, target: int | None = None, layer: str | None = None) -> np.ndarray:
+    """One score per channel of layer: a method's channel weights for target, or an activation statistic."""
+    if by not in RANKINGS:
+        raise CamError(f"cannot rank channels by {by!r}; choose one of {', '.join(RANKINGS)}")
+    activations = analysis.activations(layer)
+    if by == "mean":
+        return activations.mean(dim=(1, 2)).numpy()
+    if by == "max":
+        return activations.amax(dim=(1, 2)).numpy()
+    return analysis.cam(by, target=target, layer=layer).weights
+
+
+def channel_saliency(analysis: Analysis, channel: int, layer: str | None = None) -> tuple[np.ndarray, str]:
+    """Channel's activation map, ReLU'd, upsampled to the image and scaled to [0, 1] (Score-CAM's mask)."""
+    activations = analysis.activations(layer)
+    if not 0 <= channel < activations.shape[0]:
+        raise CamError(f"channel {channel} is out of range 0..{activations.shape[0] - 1}")
+    return saliency_map(activations[channel], analysis.size)

@@ -1,0 +1,53 @@
+"""Channels page: the activation tensor one channel at a time, ranked by how much it counts."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from cam_core.channels import RANKINGS, channel_saliency, channel_scores
+from cam_core.render import colorize, masked_input, overlay
+from pages.shared import current_analysis, current_target, friendly_errors, layer_picker, page_setup
+
+page_setup("Channels", "A CAM is a weighted sum of channels. Here are the channels themselves: which ones the "
+            "class leans on, and what each one sees in your image.")
+with friendly_errors():
+    analysis = current_analysis()
+    target = current_target(analysis)
+    c1, c2, c3 = st.columns([1.2, 1.6, 1])
+    with c1:
+        layer = layer_picker("channels_layer")
+    by = c2.selectbox("Rank channels by", list(RANKINGS), format_func=RANKINGS.get, key="channels_rank")
+    shown = c3.slider("Channels in the gallery", 8, 64, 24, 8, key="channels_count")
+    activations = analysis.activations(layer)
+    count, height, width = activations.shape
+    zeros = float((activations == 0).float().mean())
+    st.markdown(f"Activation tensor at **{layer}**: {count} channels × {height} × {width} positions · "
+                f"{zeros:.0%} of the values are zero · range {float(activations.min()):.3g} … "
+                f"{float(activations.max()):.3g}")
+    scores = channel_scores(analysis, by, target=target, layer=layer)
+    order = scores.argsort()[::-1]
+    figure = go.Figure(go.Bar(x=list(range(count)), y=scores[order], customdata=order,
+                              hovertemplate="channel %{customdata}: %{y:.4g}<extra></extra>",
+                              marker_color=["#d0342c" if i < shown else "#9aa5b8" for i in range(count)]))
+    figure.update_layout(height=220, margin=dict(l=0, r=0, t=30, b=0), bargap=0,
+                         title=dict(text=f"{RANKINGS[by]}, sorted (red: the gallery below)", font=dict(size=14)),
+                         xaxis=dict(title="rank"), yaxis=dict(title="score"))
+    st.plotly_chart(figure, width="stretch", config={"displayModeBar": False})
+
+    st.subheader("Top channels", divider="gray")
+    top = order[:shown]
+    tiles = [colorize(channel_saliency(analysis, int(c), layer)[0], "viridis") for c in top]
+    st.image(tiles, caption=[f"#{c} · {scores[c]:.3g}" for c in top], width=112)
+
+    st.subheader("One channel over the image", divider="gray")
+    channel = st.selectbox("Channel", [int(c) for c in order], key="channels_pick",
+                           format_func=lambda c: f"#{c} · score {scores[c]:.4g}")
+    mask, note = channel_saliency(analysis, channel, layer)
+    left, right = st.columns(2)
+    left.image(overlay(analysis.image, mask, alpha=0.55, colormap="viridis"), width="stretch",
+               caption=f"Channel {channel}, upsampled to the image")
+    right.image(masked_input(analysis.image, mask), width="stretch",
+                caption="The image multiplied by this channel's normalised map: what Score-CAM feeds the network")
+    if note:
+        st.info(f"Channel {channel}: {note}", icon=":material/info:")

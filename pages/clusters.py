@@ -1,0 +1,52 @@
+"""Clusters page: channels grouped by k-means on their maps, the groundwork of Group-, Cluster- and Cosine-CAM."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+
+from cam_core.maps import saliency_map
+from cam_core.render import overlay
+from pages.shared import current_analysis, friendly_errors, layer_picker, page_setup
+
+ROW_LABELS = {"raw": "Raw maps (Euclidean)", "l2": "L2-normalised maps (cosine, as Cosine-CAM)"}
+COLUMNS = 4
+
+page_setup("Clusters", "Channels that fire in the same places form groups. k-means finds them; each group's summed "
+            "map shows one part of what the layer sees.")
+with friendly_errors():
+    analysis = current_analysis()
+    c1, c2, c3 = st.columns([1.2, 1.2, 1.6])
+    with c1:
+        layer = layer_picker("clusters_layer")
+    channels = analysis.activations(layer).shape[0]
+    k = c2.slider("k (number of clusters)", 2, min(32, channels), min(8, channels), key="clusters_k")
+    rows = c3.radio("Cluster the channels by", list(ROW_LABELS), format_func=ROW_LABELS.get, key="clusters_rows",
+                    horizontal=True)
+    with st.spinner("Clustering the channels…"):
+        clusters = analysis.clusters(k, rows=rows, layer=layer)
+    names = [f"cluster {i}" for i in range(k)]
+    left, right = st.columns([1, 2])
+    sizes = px.bar(x=names, y=clusters.sizes, labels={"x": "", "y": "channels"}, title="Cluster sizes",
+                   color=names, color_discrete_sequence=px.colors.qualitative.Dark24)
+    sizes.update_layout(height=320, showlegend=False, margin=dict(l=0, r=0, t=40, b=0))
+    left.plotly_chart(sizes, width="stretch", config={"displayModeBar": False})
+    explained = ", ".join(f"{v:.0%}" for v in clusters.explained)
+    scatter = px.scatter(x=clusters.projection[:, 0], y=clusters.projection[:, 1],
+                         color=[names[i] for i in clusters.labels], hover_name=[f"channel {c}" for c in
+                                                                                range(channels)],
+                         labels={"x": "PC 1", "y": "PC 2", "color": ""},
+                         title=f"Channels on their first two principal components (variance explained: {explained})",
+                         color_discrete_sequence=px.colors.qualitative.Dark24,
+                         category_orders={"color": names})
+    scatter.update_layout(height=320, margin=dict(l=0, r=0, t=40, b=0))
+    scatter.update_traces(marker=dict(size=6, opacity=0.8))
+    right.plotly_chart(scatter, width="stretch", config={"displayModeBar": False})
+
+    st.subheader("Each cluster's summed map", divider="gray")
+    columns = st.columns(COLUMNS)
+    for index in range(k):
+        saliency, note = saliency_map(clusters.maps[index], analysis.size)
+        with columns[index % COLUMNS]:
+            st.image(overlay(analysis.image, saliency, alpha=0.55), width="stretch",
+                     caption=f"cluster {index} · {clusters.sizes[index]} channels" + (f" · {note}" if note else ""))

@@ -1,0 +1,84 @@
+"""Compare page: one image and class through many CAM methods, side by side."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from cam_core import CamError, methods
+from cam_core.render import COLORMAPS, grid, npy_bytes, png_bytes, result_picture
+from pages.shared import class_label, current_analysis, current_explainer, current_target, friendly_errors, page_setup
+
+COLUMNS = 4
+VIEW_LABELS = {"overlay": "Overlay on the image", "map": "Map only", "signed": "Signed map (red for, blue against)"}
+
+
+def method_card(card, picture, saliency, stem: str) -> None:
+    """The teaching card of a method and its downloads, in a popover under its map."""
+    with st.popover("About · download", icon=":material/school:", width="stretch"):
+        st.markdown(f"**{card.name}** · {card.family} · cost: {card.cost}")
+        st.markdown(card.explanation)
+        st.latex(card.formula)
+        if card.strengths:
+            st.markdown("**Strengths:** " + "; ".join(card.strengths))
+        if card.weaknesses:
+            st.markdown("**Weaknesses:** " + "; ".join(card.weaknesses))
+        st.caption(card.paper)
+        left, right = st.columns(2)
+        left.download_button("Map as PNG", data=lambda: png_bytes(picture), file_name=f"{stem}.png", mime="image/png",
+                             key=f"png_{stem}", on_click="ignore", icon=":material/download:", width="stretch")
+        right.download_button("Map as NPY", data=lambda: npy_bytes(saliency), file_name=f"{stem}.npy",
+                              mime="application/octet-stream", key=f"npy_{stem}", on_click="ignore",
+                              icon=":material/download:", width="stretch")
+
+
+page_setup("Compare methods", "The same image and class through many CAM methods side by side: where they agree, "
+            "the evidence is robust; where they differ, the method matters.")
+with friendly_errors():
+    explainer = current_explainer()
+    analysis = current_analysis()
+    target = current_target(analysis)
+    cards = {card.id: card for card in methods()}
+    quick = [card.id for card in cards.values() if card.cost in ("instant", "fast")]
+    chosen = st.multiselect("Methods", list(cards), default=quick, key="compare_methods",
+                            format_func=lambda i: cards[i].name)
+    c1, c2, c3, c4, c5 = st.columns([2, 1.3, 1.3, 1.5, 2.2])
+    view = c1.radio("Show", list(VIEW_LABELS), format_func=VIEW_LABELS.get, key="compare_view")
+    alpha = c2.slider("Opacity", 0.0, 1.0, 0.5, 0.05, key="compare_alpha", disabled=view != "overlay")
+    colormap = c3.selectbox("Colour map", COLORMAPS, key="compare_colormap", disabled=view == "signed")
+    sign = c4.radio("Evidence", ["positive", "negative"], key="compare_sign", disabled=view == "signed",
+                    format_func={"positive": "for the class", "negative": "against the class"}.get)
+    second = c5.selectbox("Compare with a second class", range(len(explainer.labels)), index=None,
+                          key="compare_second", placeholder="none",
+                          format_func=lambda i: class_label(explainer, analysis, i))
+    targets = [target] + ([second] if second is not None and second != target else [])
+    pictures, titles = [], []
+    progress = st.progress(0.0, text="Computing maps…")
+    total = max(1, len(chosen) * len(targets))
+    for row, class_index in enumerate(targets):
+        st.subheader(class_label(explainer, analysis, class_index), divider="gray")
+        columns = st.columns(COLUMNS)
+        for position, method_id in enumerate(chosen):
+            card = cards[method_id]
+            with columns[position % COLUMNS]:
+                try:
+                    result = analysis.cam(method_id, target=class_index, sign=sign)
+                except CamError as exc:
+                    st.warning(f"**{card.name}**: {exc}", icon=":material/block:")
+                    continue
+                picture = result_picture(analysis.image, result.saliency, result.raw, view, alpha, colormap)
+                title = f"{card.name} · {result.seconds * 1000:.0f} ms"
+                st.image(picture, caption=title, width="stretch")
+                if result.note:
+                    st.caption(f":material/info: {result.note}")
+                pictures.append(picture)
+                titles.append(f"{card.name} · {explainer.labels[class_index]}")
+                method_card(card, picture, result.saliency, f"{method_id}_{class_index}_{sign}")
+            progress.progress((row * len(chosen) + position + 1) / total, text=f"Computed {card.name}")
+    progress.empty()
+    if pictures:
+        st.download_button("Download the whole grid (PNG)",
+                           data=lambda: png_bytes(grid(pictures, titles, columns=COLUMNS)),
+                           file_name="cam_grid.png", mime="image/png", on_click="ignore",
+                           icon=":material/grid_on:", key="grid_png")
+    elif not chosen:
+        st.info("Choose at least one method.", icon=":material/touch_app:")

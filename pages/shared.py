@@ -1,0 +1,169 @@
+"""What every page shares: the loaded models, the user's image, model and class, and friendly error display.
+
+Streamlit only here; all CAM arithmetic lives in cam_core.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import streamlit as st
+from PIL import Image
+
+from cam_core import Analysis, CamError, Explainer, read_specs
+from cam_core.examples import examples, load_example
+from cam_core.images import load_image
+
+DEFAULT_MODEL = "mobilenet_v2"
+DEFAULT_EXAMPLE = "chelsea"
+DISPLAY_SIDE = 1600
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff"]
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=4)
+def explainer(name: str) -> Explainer:
+    """One loaded model per name, shared by every session (its passes are serialised inside cam_core)."""
+    return Explainer(name)
+
+
+@st.cache_data(show_spinner=False)
+def model_table() -> dict[str, tuple[str, bool]]:
+    """Model name → (title, works offline)."""
+    return {name: (spec.title, spec.embedded) for name, spec in read_specs().items()}
+
+
+def _fit_for_display(image: Image.Image) -> tuple[Image.Image, str]:
+    if max(image.size) <= DISPLAY_SIDE:
+        return image, ""
+    scaled = image.copy()
+    scaled.thumbnail((DISPLAY_SIDE, DISPLAY_SIDE), Image.LANCZOS)
+    return scaled, f" (explained at {scaled.width}×{scaled.height})"
+
+
+def set_image(image: Image.Image, name: str) -> None:
+    """Make image the user's current image; the class goes back to the top prediction."""
+    shown, note = _fit_for_display(image)
+    st.session_state.image = shown
+    st.session_state.image_name = name
+    st.session_state.image_note = f"{image.width}×{image.height} pixels{note}"
+    st.session_state.pop("target", None)
+
+
+def ensure_defaults() -> None:
+    """First visit: the default model and the default example photo."""
+    st.session_state.setdefault("model_name", DEFAULT_MODEL)
+    if "image" not in st.session_state:
+        set_image(load_example(DEFAULT_EXAMPLE), f"example: {DEFAULT_EXAMPLE}")
+
+
+def on_upload() -> None:
+    """file_uploader callback: decode the upload or keep the previous image and say why."""
+    upload = st.session_state.get("upload")
+    if upload is None:
+        return
+    try:
+        set_image(load_image(upload.getvalue()), upload.name)
+        st.session_state.pop("image_error", None)
+    except CamError as exc:
+        st.session_state.image_error = f"{upload.name}: {exc}"
+
+
+def on_example() -> None:
+    """Example picker callback."""
+    name = st.session_state.get("example")
+    if name:
+        set_image(load_example(name), f"example: {name}")
+        st.session_state.pop("image_error", None)
+
+
+def example_names() -> list[str]:
+    return list(examples())
+
+
+def current_explainer() -> Explainer:
+    """The chosen model, loaded once for all sessions."""
+    return explainer(st.session_state.model_name)
+
+
+def current_analysis() -> Analysis:
+    """The cached Analysis of the user's image with the chosen model (one forward pass the first time)."""
+    return current_explainer().analyze(st.session_state.image)
+
+
+def current_target(analysis: Analysis) -> int:
+    """The user's class, or the top prediction when none is chosen yet."""
+    if st.session_state.get("target") is None:
+        st.session_state.target = analysis.top_k(1)[0][0]
+    return int(st.session_state.target)
+
+
+def class_label(explainer_: Explainer, analysis: Analysis, index: int) -> str:
+    return f"{explainer_.labels[index]} ({index}) · {analysis.probabilities[index]:.1%}"
+
+
+@contextlib.contextmanager
+def friendly_errors() -> Iterator[None]:
+    """Show problems as a message in the page, never as a traceback."""
+    try:
+        yield
+    except CamError as exc:
+        st.error(str(exc), icon=":material/error:")
+    except Exception as exc:  # noqa: BLE001 - the page must survive anything, and say what happened
+        st.error(f"Something went wrong ({type(exc).__name__}: {exc}). Try another image, model or setting.",
+                 icon=":material/error:")
+
+
+def _choose_model() -> None:
+    st.session_state.model_name = st.session_state.model_choice
+    st.session_state.pop("target", None)
+
+
+def _choose_target() -> None:
+    st.session_state.target = st.session_state.target_choice
+
+
+def sidebar() -> None:
+    """Model and class pickers and the current image.
+
+    The choices live in session_state under model_name and target, which outlive page switches; the widgets'
+    own keys are re-seeded from them on every run and write back through their callbacks.
+    """
+    table = model_table()
+    with st.sidebar:
+        st.session_state.model_choice = st.session_state.model_name
+        st.selectbox(
+            "Model",
+            list(table),
+            key="model_choice",
+            format_func=lambda name: f"{name} {'· offline' if table[name][1] else '· needs internet'}",
+            help="Models marked offline ship their ImageNet weights inside a Python package.",
+            on_change=_choose_model,
+        )
+        st.image(st.session_state.image, caption=st.session_state.image_name, width="stretch")
+        with friendly_errors():
+            explainer_ = current_explainer()
+            analysis = current_analysis()
+            st.session_state.target_choice = current_target(analysis)
+            st.selectbox(
+                "Target class",
+                range(len(explainer_.labels)),
+                key="target_choice",
+                on_change=_choose_target,
+                format_func=lambda i: class_label(explainer_, analysis, i),
+                help="Type to search any ImageNet class. Every page explains this class.",
+            )
+
+
+def page_setup(title: str, teaser: str) -> None:
+    """What every page starts with: the user's defaults, the sidebar, the title and one line on what it shows."""
+    ensure_defaults()
+    sidebar()
+    st.title(title)
+    st.caption(teaser)
+
+
+def layer_picker(key: str) -> str:
+    """A select box of the model's layers, deepest (the default target layer) first."""
+    choices = current_explainer().model.layer_choices()[::-1]
+    return st.selectbox("Layer", choices, key=key, help="Deeper layers: coarser maps, more class-specific channels.")

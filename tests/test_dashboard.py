@@ -1,0 +1,164 @@
+"""The Streamlit dashboard, page by page, through streamlit.testing.v1.AppTest (no browser)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 120
+
+
+def open_app() -> AppTest:
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def go(app: AppTest, page: str) -> AppTest:
+    app.switch_page(f"pages/{page}.py")
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def texts(app: AppTest) -> str:
+    return "\n".join([m.value for m in app.markdown] + [c.value for c in app.caption])
+
+
+def image_sources(app: AppTest) -> list[bytes]:
+    """Every image element's content on the page (what the browser would fetch)."""
+    return [im.proto.imgs[0].url.encode() + b"|" + str(len(im.proto.imgs)).encode() for im in app.get("image")]
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_home_shows_the_default_example_and_its_predictions():
+    app = open_app()
+    assert app.title[0].value == "CAM Explorer"
+    assert "Explaining:** Egyptian cat (285)" in texts(app)
+    assert app.get("plotly_chart"), "the top-5 chart is missing"
+    assert app.session_state["target"] == 285
+    assert [b.label.split(" · ")[0] for b in app.button][:3] == ["Egyptian cat", "tiger cat", "tabby"]
+
+
+def test_upload_changes_the_image_and_the_predictions(coffee):
+    app = open_app()
+    app.file_uploader(key="upload").upload("coffee.png", png(coffee), "image/png")
+    app.run()
+    assert not app.exception and not app.error
+    assert "Explaining:** espresso (967)" in texts(app)
+    assert app.session_state["image_name"] == "coffee.png"
+    assert "400" in app.session_state["image_note"] and "600" in app.session_state["image_note"]
+
+
+def test_a_bad_upload_is_a_message_and_the_old_image_stays():
+    app = open_app()
+    app.file_uploader(key="upload").upload("notes.png", b"this is not a picture", "image/png")
+    app.run()
+    assert not app.exception
+    assert app.error and "notes.png" in app.error[0].value and "not an image" in app.error[0].value
+    assert "Explaining:** Egyptian cat" in texts(app)
+
+
+def test_example_picker_and_top_k_buttons_set_the_class_for_every_page():
+    app = open_app()
+    app.selectbox(key="example").select("dog")
+    app.run()
+    top = app.session_state["target"]
+    assert 151 <= top <= 268, "dog.jpg's top class should be a dog breed"
+    second = [b for b in app.button if not b.disabled][0]
+    second.click()
+    app.run()
+    assert app.session_state["target"] != top
+    chosen = app.session_state["target"]
+    go(app, "compare")
+    assert any(str(chosen) in h.value for h in app.subheader), "the compare page explains the chosen class"
+
+
+def test_compare_shows_one_image_per_method_and_changes_with_the_class():
+    app = go(open_app(), "compare")
+    app.multiselect(key="compare_methods").set_value(["gradcam", "eigencam", "layercam"])
+    app.run()
+    assert not app.exception
+    captions = [c for im in app.get("image") for c in [im.proto.imgs[0].caption] if " ms" in c]
+    assert [c.split(" · ")[0] for c in captions] == ["Grad-CAM", "Eigen-CAM", "Layer-CAM"]
+    before = image_sources(app)
+    app.selectbox(key="target_choice").set_value(282)
+    app.run()
+    after = image_sources(app)
+    assert len(after) == len(before)
+    assert after != before, "switching the class must repaint the maps"
+    assert app.subheader[0].value.startswith("tiger cat (282)")
+
+
+def test_compare_second_class_signed_view_and_an_unavailable_method():
+    app = go(open_app(), "compare")
+    app.multiselect(key="compare_methods").set_value(["gradcam", "hirescam"])
+    app.selectbox(key="compare_second").set_value(1)
+    app.radio(key="compare_view").set_value("signed")
+    app.run()
+    assert not app.exception
+    assert [h.value.split(" (")[0] for h in app.subheader] == ["Egyptian cat", "goldfish"]
+    assert sum(" ms" in im.proto.imgs[0].caption for im in app.get("image")) == 4
+    app.selectbox(key="target_choice").set_value(1)
+    app.selectbox(key="compare_second").set_value(None)
+    app.multiselect(key="compare_methods").set_value(["cam"])
+    app.run()
+    assert not app.exception
+
+
+def test_channels_page_ranks_and_picks_channels():
+    app = go(open_app(), "channels")
+    assert "1280 channels × 7 × 7" in texts(app)
+    first_pick = app.selectbox(key="channels_pick").value
+    options = app.selectbox(key="channels_pick").options
+    app.selectbox(key="channels_pick").select_index(5)
+    app.run()
+    assert not app.exception
+    assert app.selectbox(key="channels_pick").value != first_pick
+    assert any(f"Channel {app.selectbox(key='channels_pick').value}," in im.proto.imgs[0].caption
+               for im in app.get("image"))
+    app.selectbox(key="channels_rank").set_value("mean")
+    app.selectbox(key="channels_layer").set_value("features.13")
+    app.run()
+    assert not app.exception
+    assert "96 channels × 14 × 14" in texts(app)
+    assert len(options) == 1280
+
+
+def test_clusters_page_follows_k():
+    app = go(open_app(), "clusters")
+    assert sum("cluster " in im.proto.imgs[0].caption for im in app.get("image")) == 8
+    app.slider(key="clusters_k").set_value(5)
+    app.radio(key="clusters_rows").set_value("l2")
+    app.run()
+    assert not app.exception
+    captions = [im.proto.imgs[0].caption for im in app.get("image") if "cluster " in im.proto.imgs[0].caption]
+    assert len(captions) == 5
+    assert sum(int(c.split(" · ")[1].split()[0]) for c in captions) == 1280
+
+
+def test_a_model_that_cannot_load_is_a_message_on_every_page(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    app = open_app()
+    app.selectbox(key="model_choice").set_value("resnet18")
+    app.run()
+    assert not app.exception
+    assert app.error and "mobilenet_v2" in app.error[0].value and "resnet18" in app.error[0].value
+    go(app, "compare")
+    assert app.error and "needs its pretrained weights" in app.error[0].value
+    app.selectbox(key="model_choice").set_value("efficientnet_lite0")
+    app.run()
+    assert not app.error
+    assert np.isin(app.session_state["target"], [285])
