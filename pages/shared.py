@@ -9,6 +9,7 @@ import contextlib
 from collections.abc import Iterator
 
 import streamlit as st
+import torch
 from PIL import Image
 
 from cam_core import Analysis, CamError, Explainer, read_specs
@@ -23,7 +24,12 @@ UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff"]
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=4)
 def explainer(name: str) -> Explainer:
-    """One loaded model per name, shared by every session (its passes are serialised inside cam_core)."""
+    """One loaded model per name, shared by every session (its passes are serialised inside cam_core).
+
+    torch runs single-threaded here: the dashboard's work is many small operations from several sessions' threads,
+    for which a second intra-op thread only adds spin-waiting against the browser and the other sessions.
+    """
+    torch.set_num_threads(1)
     return Explainer(name)
 
 

@@ -1,0 +1,166 @@
+"""End to end in real headless Chromium: start `streamlit run app.py`, upload a photo, compare two methods, switch
+the class, and keep screenshots of every page in artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import DARKNET
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+pytestmark = pytest.mark.browser
+playwright_api = pytest.importorskip("playwright.sync_api")
+if not Path(CHROMIUM).exists():
+    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    log = open(ROOT / "artifacts" / "streamlit.log", "w") if (ROOT / "artifacts").is_dir() else subprocess.DEVNULL
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
+         "--server.address", "127.0.0.1"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        process.kill()
+        pytest.fail("streamlit did not start within 60 s")
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with playwright_api.sync_playwright() as driver:
+        browser = driver.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"],
+        )
+        tab = browser.new_page(viewport={"width": 1500, "height": 1100})
+        tab.goto(server)
+        yield tab
+        browser.close()
+
+
+def settle(tab, title: str | None = None, timeout: float = 90.0) -> float:
+    """Wait until the app has finished running (on the page titled title) and every image has loaded."""
+    started = time.perf_counter()
+    if title:
+        tab.locator("[data-testid=stMain] h1", has_text=title).first.wait_for(timeout=timeout * 1000)
+    time.sleep(0.15)
+    while time.perf_counter() - started < timeout:
+        busy = (tab.locator("[data-stale=true]").count() or tab.locator("[data-testid=stSpinner]").count()
+                or tab.locator("[data-testid=stProgress]").count())
+        loaded = tab.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+        if not busy and loaded and tab.locator("[data-testid=stMain] h1").count():
+            return time.perf_counter() - started
+        time.sleep(0.05)
+    raise AssertionError("the app did not settle")
+
+
+def main_images(tab) -> list[str]:
+    return tab.locator("[data-testid=stMain] [data-testid=stImage] img").evaluate_all("els => els.map(e => e.src)")
+
+
+def no_errors(tab) -> None:
+    assert tab.locator("[data-testid=stException]").count() == 0, tab.locator("[data-testid=stException]").inner_text()
+
+
+def choose(tab, label: str, text: str, option: str) -> float:
+    """Type text into the select box labelled label and click the option whose name contains option; returns the
+    perf_counter time of the click."""
+    box = tab.get_by_role("combobox", name=label, exact=True)
+    box.click()
+    box.fill(text)
+    target = tab.get_by_role("option", name=option).first
+    target.wait_for()
+    clicked = time.perf_counter()
+    target.click()
+    return clicked
+
+
+def test_upload_compare_switch_class_and_every_page(page):
+    settle(page)
+    photo = DARKNET / "dog.jpg" if (DARKNET / "dog.jpg").exists() else None
+    if photo is None:
+        from skimage import data
+        from PIL import Image
+
+        photo = SHOTS / "chelsea.png"
+        Image.fromarray(data.chelsea()).save(photo)
+    page.locator("[data-testid=stFileUploader] input[type=file]").set_input_files(str(photo))
+    page.get_by_text(f"{photo.name} ·").first.wait_for(timeout=60_000)
+    settle(page)
+    no_errors(page)
+    explaining = page.get_by_text("Explaining:").first.locator("..").inner_text()
+    page.screenshot(path=str(SHOTS / "home.png"), full_page=True)
+
+    page.get_by_role("link", name="Compare methods").click()
+    settle(page, "Compare methods")
+    methods = page.locator("[data-testid=stMultiSelect]").first
+    methods.get_by_role("button", name="Clear all").click() if methods.get_by_role(
+        "button", name="Clear all").count() else methods.locator("svg[title='Clear all']").click()
+    settle(page)
+    for name in ("Grad-CAM++", "Eigen-CAM"):
+        methods.locator("input").click()
+        methods.locator("input").fill(name)
+        page.get_by_role("option", name=name, exact=True).click()
+        settle(page)
+    page.keyboard.press("Escape")
+    settle(page)
+    no_errors(page)
+    captions = page.locator("[data-testid=stMain] [data-testid=stImageCaption]").all_inner_texts()
+    assert [c.split(" · ")[0] for c in captions] == ["Grad-CAM++", "Eigen-CAM"], captions
+    before = main_images(page)
+    page.screenshot(path=str(SHOTS / "compare.png"), full_page=True)
+
+    switched = choose(page, "Target class", "pickup", "pickup (717)")
+    page.get_by_role("heading", name="pickup (717)").first.wait_for(timeout=30_000)
+    settle(page)
+    repaint = time.perf_counter() - switched
+    after = main_images(page)
+    no_errors(page)
+    assert len(after) == len(before) == 2
+    assert after[0] != before[0], "Grad-CAM++'s map must change with the class"
+    page.screenshot(path=str(SHOTS / "compare_pickup.png"), full_page=True)
+    (SHOTS / "repaint.txt").write_text(f"class switch repaint in the browser: {repaint:.2f} s ({explaining})\n")
+    print(f"class switch repaint: {repaint:.2f} s")
+    assert repaint < 5.0, f"repaint after a class switch took {repaint:.2f} s"
+
+    for link, shot in (("Channels", "channels.png"), ("Clusters", "clusters.png")):
+        page.get_by_role("link", name=link).click()
+        settle(page, link)
+        page.locator("[data-testid=stMain] [data-testid=stImage]").first.wait_for(timeout=60_000)
+        settle(page, link)
+        page.screenshot(path=str(SHOTS / shot), full_page=True)
+        no_errors(page)
+        assert page.locator("[data-testid=stMain] [data-testid=stImage]").count() > 0
+        assert page.locator("[data-testid=stMain] [data-testid=stAlertContentError]").count() == 0
