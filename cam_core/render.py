@@ -123,11 +123,13 @@ def result_picture(
     image: Image.Image, saliency: np.ndarray, raw: np.ndarray, view: str = "overlay", alpha: float = 0.5,
     colormap: str = "jet",
 ) -> Image.Image:
-    """How a map is shown: over the image, on its own, or as the signed raw map on a diverging scale."""
+    """How a map is shown: over the image, on its own, or as the signed raw map on a diverging scale (blended over
+    a grey copy of the image, alpha being the map's weight)."""
     if view == "overlay":
         return overlay(image, saliency, alpha=alpha, colormap=colormap)
     if view == "map":
         return Image.fromarray(colorize(saliency, colormap))
     if view == "signed":
-        return diverging(raw, size=(image.height, image.width))
+        signed = diverging(raw, size=(image.height, image.width))
+        return Image.blend(image.convert("L").convert("RGB"), signed, alpha)
     raise CamError(f"view must be one of {', '.join(VIEWS)}, not {view!r}")

@@ -43,7 +43,7 @@ with friendly_errors():
                             format_func=lambda i: cards[i].name)
     c1, c2, c3, c4, c5 = st.columns([2, 1.3, 1.3, 1.5, 2.2])
     view = c1.radio("Show", list(VIEW_LABELS), format_func=VIEW_LABELS.get, key="compare_view")
-    alpha = c2.slider("Opacity", 0.0, 1.0, 0.5, 0.05, key="compare_alpha", disabled=view != "overlay")
+    alpha = c2.slider("Opacity", 0.0, 1.0, 0.6, 0.05, key="compare_alpha", disabled=view == "map")
     colormap = c3.selectbox("Colour map", COLORMAPS, key="compare_colormap", disabled=view == "signed")
     sign = c4.radio("Evidence", ["positive", "negative"], key="compare_sign", disabled=view == "signed",
                     format_func={"positive": "for the class", "negative": "against the class"}.get)
