@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -13,8 +13,13 @@ from PIL import Image
 
 from .clusters import ChannelClusters, cluster_channels
 from .errors import CamError
+from .inference import Progress
 from .maps import saliency_map
-from .registry import CamInputs, get_method
+from .registry import CamInputs, Method, MethodCard, get_method
+from .scores import AblationScores, MaskScores, MaskSpec, ablate_through_head, default_precision, score_masks
+
+DEFAULT_BATCH = 32
+DEFAULT_PRECISION = default_precision()
 
 if TYPE_CHECKING:
     from .explainer import Explainer
@@ -64,6 +69,8 @@ class Analysis:
         self._lock = threading.RLock()
         self._layers: dict[str, _LayerState] = {}
         self._clusters: dict[tuple[str, int, str, int], ChannelClusters] = {}
+        self._mask_scores: dict[tuple[MaskSpec, str], MaskScores] = {}
+        self._ablations: dict[str, AblationScores] = {}
         first = self._layer(explainer.default_layer)
         self.logits = first.logits.detach()[0]
         self.probabilities = torch.softmax(self.logits, dim=0)
@@ -76,8 +83,9 @@ class Analysis:
     @property
     def nbytes(self) -> int:
         with self._lock:
-            layers = sum(state.nbytes for state in self._layers.values())
-            return self.input.numel() * 4 + layers + sum(c.nbytes for c in self._clusters.values())
+            parts = [*self._layers.values(), *self._clusters.values(), *self._mask_scores.values(),
+                     *self._ablations.values()]
+            return self.input.numel() * 4 + sum(part.nbytes for part in parts)
 
     def top_k(self, k: int = 5) -> list[tuple[int, str, float]]:
         """The k most probable classes as (class index, label, probability)."""
@@ -134,48 +142,148 @@ class Analysis:
         self.explainer.cache.trim()
         return found
 
+    def mask_scores(
+        self,
+        spec: MaskSpec,
+        batch_size: int = DEFAULT_BATCH,
+        progress: Progress | None = None,
+        partial: Callable[[MaskScores], None] | None = None,
+        precision: str = DEFAULT_PRECISION,
+    ) -> MaskScores:
+        """Logits of every masked input of spec (all classes at once), computed once per (spec, precision)."""
+        activations = self.activations(spec.layer)
+        with self._lock:
+            if (spec, precision) not in self._mask_scores:
+                self._mask_scores[spec, precision] = score_masks(
+                    self.explainer.fast_model(), self.input, activations, spec, batch_size, progress, partial,
+                    precision,
+                )
+            found = self._mask_scores[spec, precision]
+        self.explainer.cache.trim()
+        return found
+
+    def has_mask_scores(self, spec: MaskSpec, precision: str = DEFAULT_PRECISION) -> bool:
+        """Whether spec's score matrix is already computed (so using it is instant)."""
+        with self._lock:
+            return (spec, precision) in self._mask_scores
+
+    def ablation_scores(
+        self, layer: str | None = None, batch_size: int = 128, progress: Progress | None = None
+    ) -> AblationScores:
+        """Logits with each channel of layer zeroed in turn, all classes at once: through the head alone at the
+        model's split layer, by full forward passes (one per channel) elsewhere."""
+        layer = layer or self.explainer.default_layer
+        activations = self.activations(layer)
+        with self._lock:
+            if layer not in self._ablations:
+                started = time.perf_counter()
+                head_only = layer == self.explainer.default_layer
+                if head_only:
+                    logits = ablate_through_head(self.explainer.model.head, activations, batch_size, progress)
+                else:
+                    logits = self.explainer.ablate_full(
+                        self.input, layer, activations.shape[0], max(1, batch_size // 4), progress
+                    )
+                self._ablations[layer] = AblationScores(
+                    logits, self._layer(layer).logits.detach()[0], head_only, time.perf_counter() - started
+                )
+            found = self._ablations[layer]
+        self.explainer.cache.trim()
+        return found
+
     def cam(
         self,
         method: str,
         target: int | None = None,
         layer: str | None = None,
         sign: str = "positive",
+        batch_size: int = DEFAULT_BATCH,
+        progress: Progress | None = None,
+        partial: Callable[[CamResult], None] | None = None,
+        precision: str = DEFAULT_PRECISION,
         **params: object,
     ) -> CamResult:
-        """method's map for target (default: top-1 class) at layer (default: the model's target layer)."""
+        """method's map for target (default: top-1 class) at layer (default: the model's target layer).
+
+        params are the method's own (see its card). For the methods that score masked inputs: batch_size and
+        precision ("float32", or "bfloat16" where the CPU has it) steer the passes, progress(done, total) follows
+        them, and partial(result) receives the map so far after each batch (masks not yet run count as the baseline).
+        """
         started = time.perf_counter()
         chosen = get_method(method)
         card = chosen.card
-        known = {p.name for p in card.params}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            valid = ", ".join(sorted(known)) or "none"
-            raise CamError(f"method {method} has no parameter {', '.join(unknown)}; its parameters: {valid}")
+        params = _checked_params(card, params)
         layer = layer or self.explainer.default_layer
         target = self.target(target)
         state = self._layer(layer)
+        needs = card.needs
         inputs = CamInputs(
             activations=state.values,
             target=target,
-            gradients=self.gradients(target, layer) if "gradients" in card.needs else None,
-            class_weights=self.explainer.class_weights(layer) if "class_weights" in card.needs else None,
+            gradients=self.gradients(target, layer) if "gradients" in needs else None,
+            class_weights=self.explainer.class_weights(layer) if "class_weights" in needs else None,
+            ablation=self.ablation_scores(layer, progress=progress) if "ablation_scores" in needs else None,
         )
+        if "mask_scores" in needs:
+            spec = card.mask_spec(layer, params)
+
+            def show_partial(scores: MaskScores) -> None:
+                partial(self._result(chosen, replace(inputs, mask_scores=scores), params, layer, sign, started))
+
+            scores = self.mask_scores(spec, batch_size, progress, show_partial if partial else None, precision)
+            inputs = replace(inputs, mask_scores=scores)
+        result = self._result(chosen, inputs, params, layer, sign, started)
+        self.explainer.cache.trim()
+        return result
+
+    def _result(
+        self, chosen: Method, inputs: CamInputs, params: dict, layer: str, sign: str, started: float
+    ) -> CamResult:
+        """Run the method's arithmetic on prepared inputs and package the map."""
         with torch.no_grad():
             output = chosen.fn(inputs, **params)
             saliency, note = saliency_map(output.raw, self.size, sign)
         if inputs.gradients is not None and not torch.any(inputs.gradients):
-            note = f"the gradient of class {target} at {layer} is zero everywhere, so the map is blank"
-        self.explainer.cache.trim()
+            note = f"the gradient of class {inputs.target} at {layer} is zero everywhere, so the map is blank"
         return CamResult(
-            method=method,
-            target=target,
-            label=self.explainer.labels[target],
-            probability=float(self.probabilities[target]),
+            method=chosen.card.id,
+            target=inputs.target,
+            label=self.explainer.labels[inputs.target],
+            probability=float(self.probabilities[inputs.target]),
             layer=layer,
             sign=sign,
             raw=output.raw.detach().float().numpy(),
             saliency=saliency,
             weights=None if output.weights is None else output.weights.detach().float().numpy(),
             seconds=time.perf_counter() - started,
-            note=note,
+            note="; ".join(n for n in (output.note, note) if n),
         )
+
+
+def _checked_params(card: MethodCard, given: dict[str, object]) -> dict[str, object]:
+    """The method's parameters with defaults filled in; a CamError naming the valid values for a bad one."""
+    known = {p.name: p for p in card.params}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        valid = ", ".join(known) or "none"
+        raise CamError(f"method {card.id} has no parameter {', '.join(unknown)}; its parameters: {valid}")
+    values = {name: p.default for name, p in known.items()}
+    for name, value in given.items():
+        spec = known[name]
+        if spec.choices:
+            if value not in spec.choices:
+                raise CamError(f"{card.id}: {name} must be one of {', '.join(spec.choices)}, not {value!r}")
+        elif isinstance(spec.default, bool):
+            if not isinstance(value, (bool, np.bool_)):
+                raise CamError(f"{card.id}: {name} must be true or false, not {value!r}")
+        elif isinstance(spec.default, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise CamError(f"{card.id}: {name} must be a number, not {value!r}")
+            if isinstance(spec.default, int) and int(value) != value:
+                raise CamError(f"{card.id}: {name} must be a whole number, not {value!r}")
+            low = -np.inf if spec.minimum is None else spec.minimum
+            high = np.inf if spec.maximum is None else spec.maximum
+            if not low <= value <= high:
+                raise CamError(f"{card.id}: {name} must be between {spec.minimum} and {spec.maximum}, not {value}")
+        values[name] = value
+    return values

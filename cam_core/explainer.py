@@ -13,6 +13,7 @@ from .cache import ByteLRU
 from .errors import CamError
 from .hooks import LayerPass, run_with_layers
 from .images import ImageInput, image_key, load_image, to_input
+from .inference import Progress, chunks, inference_copy
 from .models import ModelSpec, get_spec, load_model
 
 DEFAULT_CACHE_BYTES = 1 << 30
@@ -46,6 +47,8 @@ class Explainer:
         self.model = load_model(self.spec, weights)
         self.cache: ByteLRU[Analysis] = ByteLRU(_cache_bytes_from_env() if cache_bytes is None else cache_bytes)
         self._pass_lock = threading.Lock()
+        self._fast_lock = threading.Lock()
+        self._fast: torch.nn.Module | None = None
         module = self.model.module
         tensors = [*module.parameters(), *module.buffers()]
         self._parameter_storages = frozenset(t.untyped_storage().data_ptr() for t in tensors)
@@ -75,6 +78,39 @@ class Explainer:
     def run(self, model_input: torch.Tensor, layers: dict[str, torch.nn.Module]) -> LayerPass:
         """One forward pass capturing layers (serialised: the model is shared)."""
         return run_with_layers(self.model.module, model_input, layers, self._pass_lock, self._parameter_storages)
+
+    def fast_model(self) -> torch.nn.Module:
+        """The private inference copy used for batches of masked inputs (built on first use)."""
+        with self._fast_lock:
+            if self._fast is None:
+                size = self.spec.preprocessing.input_size
+                self._fast = inference_copy(self.model.module, torch.zeros(1, 3, size, size))
+            return self._fast
+
+    def ablate_full(
+        self, model_input: torch.Tensor, layer: str, channels: int, batch_size: int, progress: Progress | None = None
+    ) -> torch.Tensor:
+        """(channels, classes) logits of full forward passes with each channel of layer zeroed in turn: the fallback
+        of Ablation-CAM where the model does not split at layer (one pass per channel)."""
+        module = self.model.layer(layer)
+        outputs = []
+        for part in chunks(channels, batch_size):
+            count = part.stop - part.start
+
+            def zero_channels(_module, _inputs, output, part=part, count=count):
+                output = output.clone()
+                output[torch.arange(count), torch.arange(part.start, part.stop)] = 0.0
+                return output
+
+            with self._pass_lock, torch.inference_mode():
+                handle = module.register_forward_hook(zero_channels)
+                try:
+                    outputs.append(self.model.module(model_input.repeat(count, 1, 1, 1)).float())
+                finally:
+                    handle.remove()
+            if progress is not None:
+                progress(part.stop, channels)
+        return torch.cat(outputs)
 
     def class_weights(self, layer: str) -> torch.Tensor:
         """The (classes, channels) weights of a global-average-pool → linear head at layer, for vanilla CAM."""

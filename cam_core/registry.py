@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
+
+if TYPE_CHECKING:
+    from .scores import AblationScores, MaskScores, MaskSpec
 
 from .errors import CamError
 
@@ -42,6 +45,7 @@ class MethodCard:
     params: tuple[Param, ...] = ()
     class_specific: bool = True
     signed: bool = True
+    mask_spec: Callable[[str, dict], MaskSpec] | None = field(default=None, repr=False, compare=False)
 
     @property
     def needs_gradients(self) -> bool:
@@ -56,6 +60,8 @@ class CamInputs:
     target: int
     gradients: torch.Tensor | None = None
     class_weights: torch.Tensor | None = None
+    mask_scores: MaskScores | None = None
+    ablation: AblationScores | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,7 @@ class MethodOutput:
 
     raw: torch.Tensor
     weights: torch.Tensor | None = None
+    note: str = ""
 
 
 MethodFn = Callable[..., MethodOutput]

@@ -1,0 +1,204 @@
+"""Score matrices of masked and ablated inputs: (masks × classes) logits, computed once and reused for every class."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .clusters import channel_rows, cluster_channels
+from .errors import CamError
+from .inference import Progress, chunks
+from .masking import BASELINES, baseline_input, masked_inputs, normalized_masks
+
+GROUPINGS = ("channels", "kmeans", "contiguous", "spectral")
+
+
+@dataclass(frozen=True)
+class MaskSpec:
+    """Which masks: every channel, or groups of channels (k of them, by k-means, contiguous split or spectral
+    clustering on cosine affinity), and the baseline that masked-out pixels take."""
+
+    layer: str
+    grouping: str = "channels"
+    k: int = 0
+    rows: str = "raw"
+    seed: int = 0
+    baseline: str = "zeros"
+    align_corners: bool = False
+
+    def __post_init__(self) -> None:
+        if self.grouping not in GROUPINGS:
+            raise CamError(f"grouping must be one of {', '.join(GROUPINGS)}, not {self.grouping!r}")
+        if self.baseline not in BASELINES:
+            raise CamError(f"baseline must be one of {', '.join(BASELINES)}, not {self.baseline!r}")
+
+
+@dataclass(frozen=True)
+class MaskScores:
+    """The network's logits for each masked input and for the baseline, with the maps the masks came from."""
+
+    maps: torch.Tensor
+    labels: torch.Tensor | None
+    logits: torch.Tensor
+    baseline_logits: torch.Tensor
+    skipped: torch.Tensor
+    seconds: float
+    note: str = ""
+
+    @property
+    def probabilities(self) -> torch.Tensor:
+        return torch.softmax(self.logits, dim=1)
+
+    @property
+    def baseline_probabilities(self) -> torch.Tensor:
+        return torch.softmax(self.baseline_logits, dim=0)
+
+    @property
+    def nbytes(self) -> int:
+        tensors = [self.maps, self.logits, self.baseline_logits, self.skipped]
+        tensors += [] if self.labels is None else [self.labels]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+
+@dataclass(frozen=True)
+class AblationScores:
+    """Logits with each channel of the layer set to zero (row k: channel k ablated), and the untouched logits."""
+
+    logits: torch.Tensor
+    original: torch.Tensor
+    head_only: bool
+    seconds: float
+
+    @property
+    def nbytes(self) -> int:
+        return (self.logits.numel() + self.original.numel()) * 4
+
+
+def group_labels(activations: torch.Tensor, spec: MaskSpec) -> tuple[torch.Tensor | None, str]:
+    """Each channel's group under spec (None for one mask a channel), and a note when a fallback was taken."""
+    channels = activations.shape[0]
+    if spec.grouping == "channels":
+        return None, ""
+    if not 1 <= spec.k <= channels:
+        raise CamError(f"the number of groups must be between 1 and the layer's {channels} channels, not {spec.k}")
+    if spec.grouping == "contiguous":
+        return torch.arange(channels) * spec.k // channels, ""
+    if spec.grouping == "kmeans":
+        return torch.from_numpy(cluster_channels(activations, spec.k, spec.rows, spec.seed).labels), ""
+    return _spectral_labels(activations, spec)
+
+
+def _spectral_labels(activations: torch.Tensor, spec: MaskSpec) -> tuple[torch.Tensor, str]:
+    """Spectral clustering on cosine affinity; channels that are all zero have no direction and join group 0.
+    Where the affinity graph of the others falls apart, spectral clustering is not defined: k-means on L2-normalised
+    rows (the same cosine geometry) is used instead, and the note says so."""
+    from scipy.sparse.csgraph import connected_components
+    from sklearn.cluster import SpectralClustering
+
+    rows = channel_rows(activations, "l2")
+    alive = np.linalg.norm(rows, axis=1) > 0
+    affinity = np.clip(rows[alive] @ rows[alive].T, 0.0, 1.0)
+    parts, _ = connected_components(affinity > 1e-12, directed=False)
+    if parts > 1 or alive.sum() < spec.k:
+        labels = cluster_channels(activations, spec.k, "l2", spec.seed).labels
+        why = f"{parts} disconnected parts" if parts > 1 else "fewer active channels than groups"
+        return torch.from_numpy(labels), (
+            f"spectral clustering needs a connected affinity graph, but the channels' cosine graph has {why}; "
+            "fell back to k-means on L2-normalised maps"
+        )
+    labels = np.zeros(len(rows), dtype=np.int64)
+    labels[alive] = SpectralClustering(
+        n_clusters=spec.k, affinity="precomputed", random_state=spec.seed, assign_labels="kmeans"
+    ).fit_predict(affinity)
+    return torch.from_numpy(labels), ""
+
+
+def group_maps(activations: torch.Tensor, labels: torch.Tensor | None, k: int) -> torch.Tensor:
+    """The (M, h, w) maps the masks come from: every channel, or each group's summed channels."""
+    if labels is None:
+        return activations
+    sums = torch.zeros((k, *activations.shape[1:]), dtype=activations.dtype)
+    return sums.index_add_(0, labels, activations)
+
+
+def score_masks(
+    model: nn.Module, model_input: torch.Tensor, activations: torch.Tensor, spec: MaskSpec, batch_size: int,
+    progress: Progress | None = None, partial: Callable[[MaskScores], None] | None = None,
+    precision: str = "float32",
+) -> MaskScores:
+    """Run the masked inputs of spec through model, batched, largest maps first.
+
+    Constant maps are not run: their mask is empty, so their input is the baseline, whose logits are known.
+    partial(scores) is called after each batch with the masks not yet run still at the baseline's logits, so a
+    caller can show a map that sharpens as batches arrive. precision "bfloat16" runs the passes in bfloat16
+    autocast (about twice as fast on CPUs with AVX-512 BF16; logits within about 1 %).
+    """
+    started = time.perf_counter()
+    labels, note = group_labels(activations, spec)
+    maps = group_maps(activations, labels, spec.k)
+    size = model_input.shape[-1]
+    flat = maps.flatten(1)
+    constant = (flat.amax(dim=1) - flat.amin(dim=1)) <= 1e-12 * torch.clamp(flat.abs().amax(dim=1), min=1.0)
+    base = baseline_input(model_input, spec.baseline)
+    mass = maps.clamp(min=0).flatten(1).sum(dim=1)
+    todo = [int(i) for i in torch.argsort(mass, descending=True) if not constant[i]]
+    with torch.inference_mode(), _autocast(precision):
+        baseline_logits = model(base.contiguous(memory_format=torch.channels_last))[0].float()
+    logits = baseline_logits.repeat(len(maps), 1)
+    for done, part in enumerate(chunks(len(todo), batch_size), start=1):
+        chosen = torch.tensor(todo[part], dtype=torch.long)
+        masks, _ = normalized_masks(maps[chosen], size, spec.align_corners)
+        with torch.inference_mode(), _autocast(precision):
+            batch = masked_inputs(model_input, base, masks).contiguous(memory_format=torch.channels_last)
+            logits[chosen] = model(batch).float()
+        if progress is not None:
+            progress(part.stop, len(todo))
+        if partial is not None and part.stop < len(todo):
+            partial(MaskScores(maps, labels, logits.clone(), baseline_logits, constant,
+                               time.perf_counter() - started, note))
+    return MaskScores(maps, labels, logits, baseline_logits, constant, time.perf_counter() - started, note)
+
+
+def default_precision() -> str:
+    """bfloat16 where the CPU computes it natively (AVX-512 BF16 or AMX), float32 elsewhere; $CAM_PRECISION wins."""
+    chosen = os.environ.get("CAM_PRECISION")
+    if chosen:
+        return chosen
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "float32"
+    return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+
+
+def _autocast(precision: str):
+    if precision == "float32":
+        return contextlib.nullcontext()
+    if precision == "bfloat16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    raise CamError(f"precision must be float32 or bfloat16, not {precision!r}")
+
+
+def ablate_through_head(
+    head: nn.Module, activations: torch.Tensor, batch_size: int, progress: Progress | None = None
+) -> torch.Tensor:
+    """(C, classes) logits of the head with each channel of activations zeroed in turn (batched)."""
+    channels = activations.shape[0]
+    outputs = []
+    with torch.inference_mode():
+        for start in range(0, channels, batch_size):
+            stop = min(start + batch_size, channels)
+            batch = activations[None].repeat(stop - start, 1, 1, 1)
+            batch[torch.arange(stop - start), torch.arange(start, stop)] = 0.0
+            outputs.append(head(batch).float())
+            if progress is not None:
+                progress(stop, channels)
+    return torch.cat(outputs)
