@@ -36,6 +36,8 @@ def test_switching_method_or_class_runs_no_forward_pass(chelsea):
         analysis.cam("gradcam")
         assert len(passes) == 1
         for card in methods():
+            if not card.needs <= {"gradients", "class_weights"}:
+                continue  # methods that run masked inputs have their own test (test_score_methods.py)
             for target in (None, 282, 1, 999):
                 analysis.cam(card.id, target=target)
         assert explainer.analyze(chelsea) is analysis
