@@ -1,11 +1,11 @@
-"""CAM Explorer: the home page (image, model, class) and the navigation to the other pages."""
+"""CAM Explorer's home page: the image, the model, the class. The other pages are in pages/."""
 
 from __future__ import annotations
 
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages.shared import (
+from pages import (
     UPLOAD_TYPES,
     class_label,
     current_analysis,
@@ -17,9 +17,6 @@ from pages.shared import (
     on_upload,
     page_setup,
 )
-
-st.set_page_config(page_title="CAM Explorer", page_icon=":material/center_focus_strong:", layout="wide")
-
 
 def _pick_target(index: int) -> None:
     st.session_state.target = index
@@ -70,10 +67,4 @@ def home() -> None:
                    "no crop.")
 
 
-pages = [
-    st.Page(home, title="Home", icon=":material/home:", default=True),
-    st.Page("pages/compare.py", title="Compare methods", icon=":material/grid_view:"),
-    st.Page("pages/channels.py", title="Channels", icon=":material/layers:"),
-    st.Page("pages/clusters.py", title="Clusters", icon=":material/scatter_plot:"),
-]
-st.navigation(pages).run()
+home()

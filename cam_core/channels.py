@@ -7,11 +7,16 @@ import numpy as np
 from .analysis import Analysis
 from .errors import CamError
 from .maps import saliency_map
+from .scores import MaskSpec
+
+SCORECAM_SPEC = {"grouping": "channels", "baseline": "zeros"}
 
 RANKINGS = {
     "gradcam": "Grad-CAM weight (for the class)",
     "gradcampp": "Grad-CAM++ weight (for the class)",
     "xgradcam": "XGrad-CAM weight (for the class)",
+    "ablationcam": "Ablation-CAM weight (for the class)",
+    "scorecam": "Score-CAM contribution (for the class)",
     "eigencam": "Eigen-CAM weight (first principal direction)",
     "mean": "Mean activation",
     "max": "Max activation",
@@ -28,6 +33,18 @@ def channel_scores(analysis: Analysis, by: str, target: int | None = None, layer
     if by == "max":
         return activations.amax(dim=(1, 2)).numpy()
     return analysis.cam(by, target=target, layer=layer).weights
+
+
+def scorecam_ready(analysis: Analysis, layer: str | None = None) -> bool:
+    """Whether Score-CAM's channel scores at layer are computed already (ranking by them is then instant)."""
+    return analysis.has_mask_scores(MaskSpec(layer or analysis.explainer.default_layer, **SCORECAM_SPEC))
+
+
+def cluster_gains(analysis: Analysis, layer: str, k: int, rows: str, target: int, seed: int = 0) -> np.ndarray:
+    """Each k-means cluster's score gain for target: probability on the image kept under the cluster's mask (a
+    blurred copy elsewhere) minus the probability on the blurred image (the clusters of Analysis.clusters)."""
+    scores = analysis.mask_scores(MaskSpec(layer, "kmeans", k=k, rows=rows, seed=seed, baseline="blur"))
+    return (scores.probabilities[:, target] - scores.baseline_probabilities[target]).numpy()
 
 
 def channel_saliency(analysis: Analysis, channel: int, layer: str | None = None) -> tuple[np.ndarray, str]:

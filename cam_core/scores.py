@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -153,17 +154,24 @@ def score_masks(
     with torch.inference_mode(), _autocast(precision):
         baseline_logits = model(base.contiguous(memory_format=torch.channels_last))[0].float()
     logits = baseline_logits.repeat(len(maps), 1)
-    for done, part in enumerate(chunks(len(todo), batch_size), start=1):
+
+    def run(part: slice) -> tuple[torch.Tensor, torch.Tensor]:
         chosen = torch.tensor(todo[part], dtype=torch.long)
         masks, _ = normalized_masks(maps[chosen], size, spec.align_corners)
         with torch.inference_mode(), _autocast(precision):
             batch = masked_inputs(model_input, base, masks).contiguous(memory_format=torch.channels_last)
-            logits[chosen] = model(batch).float()
-        if progress is not None:
-            progress(part.stop, len(todo))
-        if partial is not None and part.stop < len(todo):
-            partial(MaskScores(maps, labels, logits.clone(), baseline_logits, constant,
-                               time.perf_counter() - started, note))
+            return chosen, model(batch).float()
+
+    done = 0
+    with ThreadPoolExecutor(max_workers=_workers()) as pool:
+        for chosen, batch_logits in pool.map(run, chunks(len(todo), batch_size)):
+            logits[chosen] = batch_logits
+            done += len(chosen)
+            if progress is not None:
+                progress(done, len(todo))
+            if partial is not None and done < len(todo):
+                partial(MaskScores(maps, labels, logits.clone(), baseline_logits, constant,
+                                   time.perf_counter() - started, note))
     return MaskScores(maps, labels, logits, baseline_logits, constant, time.perf_counter() - started, note)
 
 
@@ -177,6 +185,12 @@ def default_precision() -> str:
     except OSError:
         return "float32"
     return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+
+
+def _workers() -> int:
+    """Batches run side by side when torch is limited to fewer threads than there are cores (the dashboard runs
+    torch single-threaded so that many small operations do not spin against each other)."""
+    return max(1, min(4, (os.cpu_count() or 1) // max(1, torch.get_num_threads())))
 
 
 def _autocast(precision: str):

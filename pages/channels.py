@@ -5,9 +5,9 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from cam_core.channels import RANKINGS, channel_saliency, channel_scores
+from cam_core.channels import RANKINGS, channel_saliency, channel_scores, scorecam_ready
 from cam_core.render import colorize, masked_input, overlay
-from pages.shared import current_analysis, current_target, friendly_errors, layer_picker, page_setup
+from pages import current_analysis, current_target, friendly_errors, layer_picker, page_setup
 
 page_setup("Channels", "A CAM is a weighted sum of channels. Here are the channels themselves: which ones the "
             "class leans on, and what each one sees in your image.")
@@ -25,6 +25,15 @@ with friendly_errors():
     st.markdown(f"Activation tensor at **{layer}**: {count} channels × {height} × {width} positions · "
                 f"{zeros:.0%} of the values are zero · range {float(activations.min()):.3g} … "
                 f"{float(activations.max()):.3g}")
+    if by == "scorecam" and not scorecam_ready(analysis, layer):
+        st.info(f"Score-CAM contributions need one forward pass per channel ({count} masked inputs). They are "
+                "computed once for this image and layer; every class then uses them.", icon=":material/timer:")
+        if not st.button("Compute Score-CAM contributions", icon=":material/play_arrow:", key="channels_run_scorecam"):
+            st.stop()
+        bar = st.progress(0.0, text="Scoring masked inputs…")
+        analysis.cam("scorecam", target=target, layer=layer, progress=lambda done, total: bar.progress(
+            done / total, text=f"Scoring masked inputs: {done} of {total}"))
+        bar.empty()
     scores = channel_scores(analysis, by, target=target, layer=layer)
     order = scores.argsort()[::-1]
     figure = go.Figure(go.Bar(x=list(range(count)), y=scores[order], customdata=order,
@@ -39,6 +48,13 @@ with friendly_errors():
     top = order[:shown]
     tiles = [colorize(channel_saliency(analysis, int(c), layer)[0], "viridis") for c in top]
     st.image(tiles, caption=[f"#{c} · {scores[c]:.3g}" for c in top], width=112)
+
+    st.subheader("What Score-CAM feeds the network", divider="gray")
+    st.caption("The image multiplied by each top channel's upsampled, [0, 1]-scaled map: one masked input per "
+               "channel. Score-CAM runs each through the network and weights the channel by the class score gain.")
+    montage = order[: min(12, shown)]
+    st.image([masked_input(analysis.image, channel_saliency(analysis, int(c), layer)[0]) for c in montage],
+             caption=[f"#{c}" for c in montage], width=180)
 
     st.subheader("One channel over the image", divider="gray")
     channel = st.selectbox("Channel", [int(c) for c in order], key="channels_pick",

@@ -7,7 +7,8 @@ import streamlit as st
 
 from cam_core.maps import saliency_map
 from cam_core.render import overlay
-from pages.shared import current_analysis, friendly_errors, layer_picker, page_setup
+from cam_core.channels import cluster_gains
+from pages import current_analysis, current_explainer, current_target, friendly_errors, layer_picker, page_setup
 
 ROW_LABELS = {"raw": "Raw maps (Euclidean)", "l2": "L2-normalised maps (cosine, as Cosine-CAM)"}
 COLUMNS = 4
@@ -15,7 +16,9 @@ COLUMNS = 4
 page_setup("Clusters", "Channels that fire in the same places form groups. k-means finds them; each group's summed "
             "map shows one part of what the layer sees.")
 with friendly_errors():
+    explainer = current_explainer()
     analysis = current_analysis()
+    target = current_target(analysis)
     c1, c2, c3 = st.columns([1.2, 1.2, 1.6])
     with c1:
         layer = layer_picker("clusters_layer")
@@ -43,10 +46,29 @@ with friendly_errors():
     scatter.update_traces(marker=dict(size=6, opacity=0.8))
     right.plotly_chart(scatter, width="stretch", config={"displayModeBar": False})
 
+    method = "cosinecam" if rows == "l2" else "clustercam"
+    with st.spinner(f"Scoring the {k} clusters as masks (one pass each)…"):
+        result = analysis.cam(method, target=target, layer=layer, groups=k)
+    gains = cluster_gains(analysis, layer, k, rows, target)
+    st.subheader(f"What each cluster is worth to “{explainer.labels[target]}”", divider="gray")
+    st.caption("Each cluster's summed map, scaled to [0, 1], keeps the image where it is high and a blurred copy "
+               "elsewhere; the network's probability for the class on that image, minus its probability on the "
+               "blurred image, is the cluster's score gain. Group-CAM, Cluster-CAM and Cosine-CAM weight the "
+               "clusters' maps by these gains.")
+    left, right = st.columns([1, 1])
+    bars = px.bar(x=names, y=gains, labels={"x": "", "y": "score gain"}, color=names,
+                  color_discrete_sequence=px.colors.qualitative.Dark24)
+    bars.update_layout(height=300, showlegend=False, margin=dict(l=0, r=0, t=10, b=0))
+    left.plotly_chart(bars, width="stretch", config={"displayModeBar": False})
+    right.image(overlay(analysis.image, result.saliency, alpha=0.55), width="stretch",
+                caption=f"{'Cosine-CAM' if rows == 'l2' else 'Cluster-CAM'} with these {k} clusters"
+                + (f" · {result.note}" if result.note else ""))
+
     st.subheader("Each cluster's summed map", divider="gray")
     columns = st.columns(COLUMNS)
     for index in range(k):
         saliency, note = saliency_map(clusters.maps[index], analysis.size)
         with columns[index % COLUMNS]:
             st.image(overlay(analysis.image, saliency, alpha=0.55), width="stretch",
-                     caption=f"cluster {index} · {clusters.sizes[index]} channels" + (f" · {note}" if note else ""))
+                     caption=f"cluster {index} · {clusters.sizes[index]} channels · gain {gains[index]:+.3f}"
+                     + (f" · {note}" if note else ""))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from cam_core import CamError, methods
 from cam_core.render import COLORMAPS, grid, npy_bytes, png_bytes, result_picture
-from pages.shared import class_label, current_analysis, current_explainer, current_target, friendly_errors, page_setup
+from pages import class_label, current_analysis, current_explainer, current_target, friendly_errors, page_setup
 
 COLUMNS = 4
 VIEW_LABELS = {"overlay": "Overlay on the image", "map": "Map only", "signed": "Signed map (red for, blue against)"}
@@ -29,6 +31,29 @@ def method_card(card, picture, saliency, stem: str) -> None:
         right.download_button("Map as NPY", data=lambda: npy_bytes(saliency), file_name=f"{stem}.npy",
                               mime="application/octet-stream", key=f"npy_{stem}", on_click="ignore",
                               icon=":material/download:", width="stretch")
+
+
+def format_seconds(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def slow_feedback(card, slot, progress, view: str, alpha: float, colormap: str) -> dict:
+    """For methods that run many masked inputs: a progress bar with a time estimate and the map as it sharpens."""
+    if card.cost != "slow":
+        return {}
+    started = time.perf_counter()
+
+    def on_progress(done: int, total: int) -> None:
+        elapsed = time.perf_counter() - started
+        left = elapsed / max(done, 1) * (total - done)
+        progress.progress(done / max(total, 1), text=f"{card.name}: {done} of {total} masked inputs · about "
+                          f"{left:.0f} s left")
+
+    def on_partial(result) -> None:
+        picture = result_picture(analysis.image, result.saliency, result.raw, view, alpha, colormap)
+        slot.image(picture, caption=f"{card.name} · so far ({format_seconds(result.seconds)})", width="stretch")
+
+    return {"progress": on_progress, "partial": on_partial}
 
 
 page_setup("Compare methods", "The same image and class through many CAM methods side by side: where they agree, "
@@ -60,14 +85,16 @@ with friendly_errors():
         for position, method_id in enumerate(chosen):
             card = cards[method_id]
             with columns[position % COLUMNS]:
+                slot = st.empty()
                 try:
-                    result = analysis.cam(method_id, target=class_index, sign=sign)
+                    result = analysis.cam(method_id, target=class_index, sign=sign,
+                                          **slow_feedback(card, slot, progress, view, alpha, colormap))
                 except CamError as exc:
-                    st.warning(f"**{card.name}**: {exc}", icon=":material/block:")
+                    slot.warning(f"**{card.name}**: {exc}", icon=":material/block:")
                     continue
                 picture = result_picture(analysis.image, result.saliency, result.raw, view, alpha, colormap)
-                title = f"{card.name} · {result.seconds * 1000:.0f} ms"
-                st.image(picture, caption=title, width="stretch")
+                title = f"{card.name} · {format_seconds(result.seconds)}"
+                slot.image(picture, caption=title, width="stretch")
                 if result.note:
                     st.caption(f":material/info: {result.note}")
                 pictures.append(picture)

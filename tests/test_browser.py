@@ -164,3 +164,36 @@ def test_upload_compare_switch_class_and_every_page(page):
         no_errors(page)
         assert page.locator("[data-testid=stMain] [data-testid=stImage]").count() > 0
         assert page.locator("[data-testid=stMain] [data-testid=stAlertContentError]").count() == 0
+
+
+def test_landing_on_compare_and_score_cam_shows_a_partial_map_early(page, server):
+    tab = page.context.browser.new_page(viewport={"width": 1500, "height": 1100})
+    tab.goto(f"{server}/compare")
+    settle(tab, "Compare methods")
+    assert tab.get_by_role("link", name="Channels").count() == 1, "landing on a page must give the full navigation"
+    methods = tab.locator("[data-testid=stMultiSelect]").first
+    methods.locator("svg[title='Clear all']").click() if methods.locator("svg[title='Clear all']").count() else \
+        methods.get_by_role("button", name="Clear all").click()
+    settle(tab)
+    methods.locator("input").click()
+    methods.locator("input").fill("Score-CAM")
+    option = tab.get_by_role("option", name="Score-CAM", exact=True)
+    option.wait_for()
+    started = time.perf_counter()
+    option.click()
+    caption = tab.locator("[data-testid=stMain] [data-testid=stImageCaption]", has_text="Score-CAM").first
+    caption.wait_for(timeout=60_000)
+    first_picture = time.perf_counter() - started
+    first_text = caption.inner_text()
+    tab.locator("[data-testid=stMain] [data-testid=stImageCaption]", has_text="Score-CAM ·").filter(
+        has_not_text="so far").first.wait_for(timeout=120_000)
+    settle(tab)
+    complete = time.perf_counter() - started
+    tab.screenshot(path=str(SHOTS / "compare_scorecam.png"), full_page=True)
+    (SHOTS / "scorecam.txt").write_text(
+        f"Score-CAM in the browser: first picture after {first_picture:.2f} s ({first_text}), complete after "
+        f"{complete:.2f} s\n")
+    print(f"Score-CAM first picture {first_picture:.2f} s, complete {complete:.2f} s")
+    no_errors(tab)
+    assert "so far" in first_text and first_picture < 4.0
+    tab.close()

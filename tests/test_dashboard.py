@@ -162,3 +162,46 @@ def test_a_model_that_cannot_load_is_a_message_on_every_page(tmp_path, monkeypat
     app.run()
     assert not app.error
     assert np.isin(app.session_state["target"], [285])
+
+
+def test_compare_runs_score_cam_with_progress_and_switches_class_for_free():
+    app = go(open_app(), "compare")
+    app.multiselect(key="compare_methods").set_value(["scorecam", "groupcam"])
+    app.run()
+    assert not app.exception and not app.warning
+    captions = [im.proto.imgs[0].caption for im in app.get("image") if " · " in im.proto.imgs[0].caption]
+    assert [c.split(" · ")[0] for c in captions] == ["Score-CAM", "Group-CAM"], captions
+    before = image_sources(app)
+    app.selectbox(key="target_choice").set_value(282)
+    app.run()
+    captions = [im.proto.imgs[0].caption for im in app.get("image") if "Score-CAM" in im.proto.imgs[0].caption]
+    assert captions and captions[0].endswith(" ms"), "after the first run a class switch is only the weighting"
+    assert image_sources(app) != before
+
+
+def test_channels_can_rank_by_score_cam_after_computing_it_and_show_masked_inputs():
+    app = go(open_app(), "channels")
+    assert sum(im.proto.imgs[0].caption.startswith("#") and " · " not in im.proto.imgs[0].caption
+               for im in app.get("image")) >= 1, "the masked-inputs montage is missing"
+    app.selectbox(key="channels_layer").set_value("features.16")
+    app.selectbox(key="channels_rank").set_value("scorecam")
+    app.run()
+    assert not app.exception
+    assert app.button(key="channels_run_scorecam") and "one forward pass per channel" in app.info[0].value
+    app.button(key="channels_run_scorecam").click()
+    app.run()
+    assert not app.exception
+    assert "Score-CAM contribution (for the class), sorted" in str(app.get("plotly_chart")[0].proto.spec)
+    app.run()
+    assert not app.info, "once computed, ranking by Score-CAM needs no button"
+
+
+def test_clusters_show_each_clusters_score_gain():
+    app = go(open_app(), "clusters")
+    captions = [im.proto.imgs[0].caption for im in app.get("image")]
+    gains = [float(c.split("gain ")[1].split(" ")[0]) for c in captions if "gain " in c]
+    assert len(gains) == 8 and max(gains) > 0
+    assert any(c.startswith("Cluster-CAM with these 8 clusters") for c in captions)
+    app.radio(key="clusters_rows").set_value("l2")
+    app.run()
+    assert any(im.proto.imgs[0].caption.startswith("Cosine-CAM") for im in app.get("image"))

@@ -1,6 +1,8 @@
-"""What every page shares: the loaded models, the user's image, model and class, and friendly error display.
+"""What every page shares: the loaded models, the user's image, model and class, navigation, friendly errors.
 
-Streamlit only here; all CAM arithmetic lives in cam_core.
+The dashboard is a classic Streamlit multipage app: app.py is the home page and every other file in this folder
+is a page (Streamlit's page discovery skips this __init__.py). Streamlit only here; all CAM arithmetic lives in
+cam_core.
 """
 
 from __future__ import annotations
@@ -161,9 +163,29 @@ def sidebar() -> None:
             )
 
 
+PAGES = (
+    ("app.py", "Home", ":material/home:"),
+    ("pages/compare.py", "Compare methods", ":material/grid_view:"),
+    ("pages/channels.py", "Channels", ":material/layers:"),
+    ("pages/clusters.py", "Clusters", ":material/scatter_plot:"),
+)
+
+
+def navigation() -> None:
+    """Links to every page, with titles and icons, at the top of the sidebar."""
+    with st.sidebar:
+        for path, label, icon in PAGES:
+            st.page_link(path, label=label, icon=icon)
+        st.divider()
+
+
 def page_setup(title: str, teaser: str) -> None:
-    """What every page starts with: the user's defaults, the sidebar, the title and one line on what it shows."""
+    """What every page starts with: wide layout, the user's defaults, navigation and the sidebar, the title and one
+    line on what the page shows."""
+    st.set_page_config(page_title=f"{title} · CAM Explorer", page_icon=":material/center_focus_strong:",
+                       layout="wide")
     ensure_defaults()
+    navigation()
     sidebar()
     st.title(title)
     st.caption(teaser)
