@@ -19,7 +19,6 @@ import copy
 import gc
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
