@@ -154,9 +154,14 @@ class Analysis:
         activations = self.activations(spec.layer)
         with self._lock:
             if (spec, precision) not in self._mask_scores:
+                known = (
+                    torch.from_numpy(self.clusters(spec.k, spec.rows, spec.layer, spec.seed).labels)
+                    if spec.grouping == "kmeans"
+                    else None
+                )
                 self._mask_scores[spec, precision] = score_masks(
                     self.explainer.fast_model(), self.input, activations, spec, batch_size, progress, partial,
-                    precision,
+                    precision, known,
                 )
             found = self._mask_scores[spec, precision]
         self.explainer.cache.trim()

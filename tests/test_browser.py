@@ -189,6 +189,8 @@ def test_landing_on_compare_and_score_cam_shows_a_partial_map_early(page, server
         has_not_text="so far").first.wait_for(timeout=120_000)
     settle(tab)
     complete = time.perf_counter() - started
+    tab.keyboard.press("Escape")
+    tab.locator("[data-testid=stMain] h1").click()
     tab.screenshot(path=str(SHOTS / "compare_scorecam.png"), full_page=True)
     (SHOTS / "scorecam.txt").write_text(
         f"Score-CAM in the browser: first picture after {first_picture:.2f} s ({first_text}), complete after "
