@@ -98,7 +98,8 @@ def main() -> None:
         theirs, peer_score = peer_cam(ScoreCAM, explainer, analysis.input, target)
         match = pearson(np.maximum(same.raw, 0), theirs)
         print(f"\npytorch-grad-cam ScoreCAM (batch 16): {peer_score:.2f} s → ours {peer_score / same_seconds:.1f}× "
-              f"faster ({peer_score / single_seconds:.1f}× in the dashboard's setting); Pearson of the maps {match:.4f}")
+              f"faster ({peer_score / single_seconds:.1f}× in the dashboard's setting); "
+              f"Pearson of the maps {match:.4f}")
         theirs, peer_ablation = peer_cam(AblationCAM, explainer, analysis.input, target, batch_size=32)
         match = pearson(np.maximum(ablation.raw, 0), theirs)
         print(f"pytorch-grad-cam AblationCAM (batch 32): {peer_ablation:.2f} s → ours "

@@ -99,7 +99,6 @@ def bare_model(ex: Explainer, model_input: torch.Tensor, runs: int) -> tuple[lis
         started = time.perf_counter()
         forward()
         fwd.append(time.perf_counter() - started)
-    del module
     gc.collect()
     return both, fwd
 

@@ -11,7 +11,9 @@ from .errors import CamError
 SIGNS = ("positive", "negative")
 
 
-def saliency_map(raw: torch.Tensor | np.ndarray, size: tuple[int, int], sign: str = "positive") -> tuple[np.ndarray, str]:
+def saliency_map(
+    raw: torch.Tensor | np.ndarray, size: tuple[int, int], sign: str = "positive"
+) -> tuple[np.ndarray, str]:
     """ReLU of the signed map (or of its negation), bilinearly resized to size=(height, width), min-max scaled to
     [0, 1]; with a note when the map is blank."""
     if sign not in SIGNS:

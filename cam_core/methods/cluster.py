@@ -130,7 +130,8 @@ def clustercam(
             "cosine distance. Each cluster's summed map is then scored as a mask like Group-CAM's."
         ),
         formula=r"\hat a_k = \frac{\mathrm{vec}(A^k)}{\lVert \mathrm{vec}(A^k)\rVert_2} \qquad "
-        r"\lVert \hat a_i - \hat a_j\rVert^2 = 2 - 2\cos(a_i, a_j) \qquad L^c = \mathrm{ReLU}\Big(\sum_g s^c_g M_g\Big)",
+        r"\lVert \hat a_i - \hat a_j\rVert^2 = 2 - 2\cos(a_i, a_j) \qquad "
+        r"L^c = \mathrm{ReLU}\Big(\sum_g s^c_g M_g\Big)",
         paper="Named in the CAM survey of the reference notes (k-means on L2-normalised channel maps)",
         strengths=("Groups strong and weak copies of a pattern together", "Deterministic with a seed"),
         weaknesses=("Channels with near-empty maps still get a direction",),

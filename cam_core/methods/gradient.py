@@ -81,7 +81,8 @@ def gradcam(inputs: CamInputs) -> MethodOutput:
             "suffices. Small objects and repeated objects get a fairer share than with a plain average."
         ),
         formula=r"\alpha^{kc}_{ij} = \frac{(g^k_{ij})^2}{2(g^k_{ij})^2 + \sum_{a,b}A^k_{ab}\,(g^k_{ij})^3} \qquad "
-        r"w^c_k = \sum_{i,j}\alpha^{kc}_{ij}\,\mathrm{ReLU}(g^k_{ij}) \qquad L^c = \mathrm{ReLU}\Big(\sum_k w^c_k A^k\Big)",
+        r"w^c_k = \sum_{i,j}\alpha^{kc}_{ij}\,\mathrm{ReLU}(g^k_{ij}) \qquad "
+        r"L^c = \mathrm{ReLU}\Big(\sum_k w^c_k A^k\Big)",
         paper="Chattopadhay et al., Grad-CAM++: Generalized Gradient-based Visual Explanations for Deep "
         "Convolutional Networks, WACV 2018",
         strengths=("Better coverage of several instances", "Same cost as Grad-CAM"),
@@ -169,7 +170,8 @@ def hirescam(inputs: CamInputs) -> MethodOutput:
             "high-resolution layers where Grad-CAM's averages wash out; maps from several layers can then be "
             "combined for fine detail."
         ),
-        formula=r"L^c = \mathrm{ReLU}\Big(\sum_k \mathrm{ReLU}\big(\tfrac{\partial y^c}{\partial A^k}\big) \odot A^k\Big)",
+        formula=r"L^c = \mathrm{ReLU}\Big(\sum_k \mathrm{ReLU}\big(\tfrac{\partial y^c}{\partial A^k}\big)"
+        r" \odot A^k\Big)",
         paper="Jiang et al., LayerCAM: Exploring Hierarchical Class Activation Maps for Localization, IEEE TIP 2021",
         strengths=("Works at shallow layers", "Sharper object boundaries"),
         weaknesses=("Shallow layers also light up on edges and texture", "No per-channel weights"),

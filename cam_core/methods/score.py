@@ -44,7 +44,10 @@ def target_contributions(inputs: CamInputs, score: str) -> torch.Tensor:
         paper="Wang et al., Score-CAM: Score-Weighted Visual Explanations for Convolutional Neural Networks, "
         "CVPR Workshops 2020",
         strengths=("No gradients: no saturation, no noise", "Any layer, any architecture", "Faithful by construction"),
-        weaknesses=("One forward pass per channel (slow cold)", "Softmax over small probability gains flattens weights"),
+        weaknesses=(
+            "One forward pass per channel (slow cold)",
+            "Softmax over small probability gains flattens weights",
+        ),
         params=(
             BASELINE,
             SCORE,
