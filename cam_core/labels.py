@@ -23,7 +23,3 @@ def label_set(name: str) -> list[str]:
         raise CamError(f"unknown label set {name!r}; known: {', '.join(LABEL_SETS)}")
     return list(LABEL_SETS[name]())
 
-
-def imagenet_labels() -> list[str]:
-    """The 1000 ImageNet-1k class names, index = class id (from torchvision's weight metadata)."""
-    return label_set("imagenet1k")

@@ -172,10 +172,6 @@ class LoadedModel:
     head: Head
     weights_source: str
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.labels)
-
     def layer(self, name: str) -> nn.Module:
         """The module called name, or a CamError suggesting close names."""
         modules = dict(self.module.named_modules())
