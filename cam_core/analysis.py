@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import torch
@@ -15,7 +15,8 @@ from .clusters import ChannelClusters, cluster_channels
 from .errors import CamError
 from .inference import Progress
 from .maps import saliency_map
-from .registry import CamInputs, Method, MethodCard, get_method
+from .paths import PathSpec, path_inputs
+from .registry import CamInputs, LayerInputs, Method, MethodCard, PathInputs, get_method
 from .scores import AblationScores, MaskScores, MaskSpec, ablate_through_head, default_precision, score_masks
 
 DEFAULT_BATCH = 32
@@ -40,6 +41,8 @@ class CamResult:
     weights: np.ndarray | None
     seconds: float
     note: str = ""
+    layers: tuple[str, ...] = ()
+    rgb: np.ndarray | None = None
 
 
 class _LayerState:
@@ -58,6 +61,39 @@ class _LayerState:
         return self.graph_bytes + sum(t.numel() * t.element_size() for t in tensors)
 
 
+class _BatchState:
+    """A batch of altered inputs run in chunks: per chunk, logits attached to the graph above the layer and the
+    layer's output; the target-class gradients asked for so far."""
+
+    def __init__(self, chunks: list[tuple[torch.Tensor, torch.Tensor]], values: torch.Tensor, graph_bytes: int):
+        self.chunks = chunks
+        self.values = values
+        self.graph_bytes = graph_bytes
+        self.gradients: dict[int, torch.Tensor] = {}
+
+    @property
+    def nbytes(self) -> int:
+        tensors = [self.values, *self.gradients.values()]
+        return self.graph_bytes + sum(t.numel() * t.element_size() for t in tensors)
+
+
+class _InputState:
+    """A pass whose graph reaches the input (of the guided copy), and the input gradients asked for so far."""
+
+    def __init__(self, logits: torch.Tensor, leaf: torch.Tensor, graph_bytes: int):
+        self.logits = logits
+        self.leaf = leaf
+        self.graph_bytes = graph_bytes
+        self.gradients: dict[int, torch.Tensor] = {}
+
+    @property
+    def nbytes(self) -> int:
+        return self.graph_bytes + sum(t.numel() * t.element_size() for t in self.gradients.values())
+
+
+PATH_CHUNK = 16
+
+
 class Analysis:
     """The per-image cache: logits and activations from one pass; gradients per (class, layer) on demand."""
 
@@ -71,6 +107,8 @@ class Analysis:
         self._clusters: dict[tuple[str, int, str, int], ChannelClusters] = {}
         self._mask_scores: dict[tuple[MaskSpec, str], MaskScores] = {}
         self._ablations: dict[str, AblationScores] = {}
+        self._paths: dict[PathSpec, _BatchState] = {}
+        self._guided: _InputState | None = None
         first = self._layer(explainer.default_layer)
         self.logits = first.logits.detach()[0]
         self.probabilities = torch.softmax(self.logits, dim=0)
@@ -84,7 +122,7 @@ class Analysis:
     def nbytes(self) -> int:
         with self._lock:
             parts = [*self._layers.values(), *self._clusters.values(), *self._mask_scores.values(),
-                     *self._ablations.values()]
+                     *self._ablations.values(), *self._paths.values(), *([self._guided] if self._guided else [])]
             return self.input.numel() * 4 + sum(part.nbytes for part in parts)
 
     def top_k(self, k: int = 5) -> list[tuple[int, str, float]]:
@@ -110,7 +148,9 @@ class Analysis:
             if state is None:
                 module = self.explainer.model.layer(layer)
                 result = self.explainer.run(self.input, {layer: module})
-                state = _LayerState(result.logits, result.activations[layer], result.graph_bytes)
+                activation = result.activations[layer]
+                state = _LayerState(result.logits, activation, result.graph_bytes)
+                state.values = self.explainer.layout.to_map(activation.detach())[0]
                 self._layers[layer] = state
             return state
 
@@ -127,8 +167,55 @@ class Analysis:
                 (grad,) = torch.autograd.grad(
                     state.logits[0, target], state.activation, retain_graph=True, allow_unused=True
                 )
-                state.gradients[target] = torch.zeros_like(state.values) if grad is None else grad[0]
+                layout = self.explainer.layout
+                state.gradients[target] = torch.zeros_like(state.values) if grad is None else layout.to_map(grad)[0]
             return state.gradients[target]
+
+    def path(self, spec: PathSpec, target: int | None = None) -> PathInputs:
+        """Activations and target-class gradients at spec.layer for spec's altered inputs: one batched pass per
+        spec, a backward through the layers after spec.layer per class."""
+        target = self.target(target)
+        module = self.explainer.model.layer(spec.layer)
+        with self._lock:
+            state = self._paths.get(spec)
+            if state is None:
+                rows = path_inputs(self.input, spec)
+                chunks, maps, graph_bytes = [], [], 0
+                for start in range(0, rows.shape[0], PATH_CHUNK):
+                    result = self.explainer.run(rows[start : start + PATH_CHUNK], {spec.layer: module})
+                    leaf = result.activations[spec.layer]
+                    chunks.append((result.logits, leaf))
+                    maps.append(self.explainer.layout.to_map(leaf.detach()))
+                    graph_bytes += result.graph_bytes
+                state = _BatchState(chunks, torch.cat(maps), graph_bytes)
+                self._paths[spec] = state
+            if target not in state.gradients:
+                grads = []
+                for logits, leaf in state.chunks:
+                    (grad,) = torch.autograd.grad(logits[:, target].sum(), leaf, retain_graph=True, allow_unused=True)
+                    grads.append(torch.zeros_like(leaf) if grad is None else grad)
+                state.gradients[target] = self.explainer.layout.to_map(torch.cat(grads))
+            values, grads = state.values, state.gradients[target]
+        self.explainer.cache.trim()
+        if spec.has_baseline:
+            return PathInputs(values[1:], grads[1:], values[0])
+        return PathInputs(values, grads)
+
+    def guided_gradients(self, target: int | None = None) -> torch.Tensor:
+        """The (3, H, W) guided-backpropagation gradient of target's logit at the model input (the guided copy's
+        graph is kept, so another class costs one backward)."""
+        target = self.target(target)
+        with self._lock:
+            if self._guided is None:
+                found = self.explainer.input_gradients(self.input, guided=True)
+                self._guided = _InputState(found.logits, found.input, found.graph_bytes)
+            state = self._guided
+            if target not in state.gradients:
+                (grad,) = torch.autograd.grad(state.logits[0, target], state.leaf, retain_graph=True)
+                state.gradients[target] = grad[0]
+            found = state.gradients[target]
+        self.explainer.cache.trim()
+        return found
 
     def clusters(self, k: int, rows: str = "raw", layer: str | None = None, seed: int = 0) -> ChannelClusters:
         """k-means clusters of the channels at layer (rows "raw" or "l2"), computed once per (layer, k, rows, seed)."""
@@ -182,7 +269,7 @@ class Analysis:
         with self._lock:
             if layer not in self._ablations:
                 started = time.perf_counter()
-                head_only = layer == self.explainer.default_layer
+                head_only = layer == self.explainer.default_layer and self.explainer.head_splits
                 if head_only:
                     logits = ablate_through_head(self.explainer.model.head, activations, batch_size, progress)
                 else:
@@ -206,9 +293,13 @@ class Analysis:
         progress: Progress | None = None,
         partial: Callable[[CamResult], None] | None = None,
         precision: str = DEFAULT_PRECISION,
+        layers: Sequence[str] | None = None,
         **params: object,
     ) -> CamResult:
         """method's map for target (default: top-1 class) at layer (default: the model's target layer).
+
+        Multi-layer methods take layers (shallow to deep) instead: Layer-CAM fuses them when given two or more;
+        Zoom-CAM and Poly-CAM default to the model's pyramid (one layer per resolution).
 
         params are the method's own (see its card). For the methods that score masked inputs: batch_size and
         precision ("float32", or "bfloat16" where the CPU has it) steer the passes, progress(done, total) follows
@@ -218,16 +309,26 @@ class Analysis:
         chosen = get_method(method)
         card = chosen.card
         params = _checked_params(card, params)
-        layer = layer or self.explainer.default_layer
+        if sign == "negative" and not card.signed:
+            raise CamError(f"{card.name} has no negative map: its map is a magnitude, not signed evidence")
+        stack = self._stack_layers(card, layer, layers)
+        layer = stack[-1]
         target = self.target(target)
         state = self._layer(layer)
         needs = card.needs
+        guided = "guided_gradients" in needs
         inputs = CamInputs(
             activations=state.values,
             target=target,
             gradients=self.gradients(target, layer) if "gradients" in needs else None,
             class_weights=self.explainer.class_weights(layer) if "class_weights" in needs else None,
             ablation=self.ablation_scores(layer, progress=progress) if "ablation_scores" in needs else None,
+            path=self.path(card.path_spec(layer, params), target) if "path" in needs else None,
+            stack=tuple(
+                LayerInputs(name, self.activations(name), self.gradients(target, name)) for name in stack
+            ) if "layer_stack" in needs else (),
+            input_gradients=self.guided_gradients(target) if guided else None,
+            guided_activations=self.explainer.guided_model().guided if guided else 0,
         )
         if "mask_scores" in needs:
             spec = card.mask_spec(layer, params)
@@ -241,6 +342,24 @@ class Analysis:
         self.explainer.cache.trim()
         return result
 
+    def _stack_layers(self, card: MethodCard, layer: str | None, layers: Sequence[str] | None) -> list[str]:
+        """The layers a call works on, shallow to deep (one layer for single-layer methods)."""
+        if layers is not None and not isinstance(layers, (str, bytes)):
+            layers = list(layers)
+        elif layers is not None:
+            layers = [layers]
+        if layers:
+            if not card.multi_layer and len(layers) > 1:
+                raise CamError(f"{card.name} works on one layer; give layer= instead of {len(layers)} layers")
+            if len(set(layers)) != len(layers):
+                raise CamError(f"layers must be different, not {', '.join(layers)}")
+            for name in layers:
+                self.explainer.model.layer(name)
+            return layers
+        if card.multi_layer and card.pyramid_by_default and layer is None:
+            return self.explainer.model.pyramid()
+        return [layer or self.explainer.default_layer]
+
     def _result(
         self, chosen: Method, inputs: CamInputs, params: dict, layer: str, sign: str, started: float
     ) -> CamResult:
@@ -250,6 +369,12 @@ class Analysis:
             saliency, note = saliency_map(output.raw, self.size, sign)
         if inputs.gradients is not None and not torch.any(inputs.gradients):
             note = f"the gradient of class {inputs.target} at {layer} is zero everywhere, so the map is blank"
+            if self.explainer.layout.prefix:
+                note += (
+                    " (only the class token reaches the head: after the last block's attention the patch tokens "
+                    "no longer feed it, so pick a layer at or before that attention, such as "
+                    f"{self.explainer.default_layer})"
+                )
         return CamResult(
             method=chosen.card.id,
             target=inputs.target,
@@ -262,6 +387,8 @@ class Analysis:
             weights=None if output.weights is None else output.weights.detach().float().numpy(),
             seconds=time.perf_counter() - started,
             note="; ".join(n for n in (output.note, note) if n),
+            layers=tuple(item.layer for item in inputs.stack) or (layer,),
+            rgb=None if output.rgb is None else output.rgb.detach().float().numpy(),
         )
 
 

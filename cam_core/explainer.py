@@ -11,9 +11,11 @@ import torch
 from .analysis import Analysis
 from .cache import ByteLRU
 from .errors import CamError
-from .hooks import LayerPass, run_with_layers
+from .guided import GuidedCopy, guided_copy
+from .hooks import InputPass, LayerPass, input_pass, run_with_layers
 from .images import ImageInput, image_key, load_image, to_input
 from .inference import Progress, chunks, inference_copy
+from .layouts import Layout, layout_for
 from .models import ModelSpec, get_spec, load_model
 
 DEFAULT_CACHE_BYTES = 1 << 30
@@ -49,6 +51,9 @@ class Explainer:
         self._pass_lock = threading.Lock()
         self._fast_lock = threading.Lock()
         self._fast: torch.nn.Module | None = None
+        self._guided_lock = threading.Lock()
+        self._guided: GuidedCopy | None = None
+        self.layout: Layout = layout_for(self.spec.layout, self.model.module)
         module = self.model.module
         tensors = [*module.parameters(), *module.buffers()]
         self._parameter_storages = frozenset(t.untyped_storage().data_ptr() for t in tensors)
@@ -77,7 +82,30 @@ class Explainer:
 
     def run(self, model_input: torch.Tensor, layers: dict[str, torch.nn.Module]) -> LayerPass:
         """One forward pass capturing layers (serialised: the model is shared)."""
-        return run_with_layers(self.model.module, model_input, layers, self._pass_lock, self._parameter_storages)
+        return run_with_layers(
+            self.model.module, model_input, layers, self._pass_lock, self._parameter_storages, self.layout
+        )
+
+    @property
+    def head_splits(self) -> bool:
+        """Whether models.yaml gives the head after the target layer (so ablations there run the head only)."""
+        return bool(self.model.head.steps)
+
+    def guided_model(self) -> GuidedCopy:
+        """The private copy whose activations pass only positive gradients backwards (built on first use; the
+        shared model is never changed)."""
+        with self._guided_lock:
+            if self._guided is None:
+                with self._pass_lock:
+                    self._guided = guided_copy(self.model.module)
+            return self._guided
+
+    def input_gradients(self, model_input: torch.Tensor, guided: bool) -> InputPass:
+        """Logits of a pass that keeps the graph down to the input, through the guided copy or the shared model."""
+        if guided:
+            copy = self.guided_model()
+            return input_pass(copy.module, model_input, self._guided_lock, copy.parameter_storages)
+        return input_pass(self.model.module, model_input, self._pass_lock, self._parameter_storages)
 
     def fast_model(self) -> torch.nn.Module:
         """The private inference copy used for batches of masked inputs (built on first use)."""
@@ -101,9 +129,7 @@ class Explainer:
             count = part.stop - part.start
 
             def zero_channels(_module, _inputs, output, part=part, count=count):
-                output = output.clone()
-                output[torch.arange(count), torch.arange(part.start, part.stop)] = 0.0
-                return output
+                return self.layout.zero_channels(output, torch.arange(count), torch.arange(part.start, part.stop))
 
             with self._pass_lock, torch.inference_mode():
                 handle = module.register_forward_hook(zero_channels)
@@ -119,12 +145,15 @@ class Explainer:
         """The (classes, channels) weights of a global-average-pool → linear head at layer, for vanilla CAM."""
         linear = self.model.head.linear_classifier() if layer == self.default_layer else None
         if linear is None:
-            where = (
-                f"at {layer}: only the default layer {self.default_layer} is followed by the classifier"
-                if layer != self.default_layer
-                else f"for {self.name}: its head ({' → '.join(self.model.head.names)}) is not global average pooling "
-                "followed by one linear layer"
-            )
+            if layer != self.default_layer:
+                where = f"at {layer}: only the default layer {self.default_layer} is followed by the classifier"
+            elif not self.head_splits:
+                where = f"for {self.name}: at {layer} it does not end in global average pooling and one linear layer"
+            else:
+                where = (
+                    f"for {self.name}: its head ({' → '.join(self.model.head.names)}) is not global average pooling "
+                    "followed by one linear layer"
+                )
             raise CamError(f"vanilla CAM is not defined {where}; use Grad-CAM, which is its generalisation")
         return linear.weight.detach()
 

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .errors import CamError
+from .layouts import NCHW, Layout
 
 
 @dataclass
@@ -26,12 +27,14 @@ def run_with_layers(
     layers: dict[str, nn.Module],
     lock: threading.Lock,
     parameter_storages: frozenset[int],
+    layout: Layout = NCHW,
 ) -> LayerPass:
     """Run model on x and keep each layer's output; gradients can then be taken from the logits to them.
 
     The first captured layer to run becomes a leaf, so no graph is built above it: a gradient at a layer costs
     a backward through the part of the model after that layer only. Outputs are cloned before the model goes on,
-    so in-place operations after the layer (ReLU(inplace=True)) cannot change what was captured.
+    so in-place operations after the layer (ReLU(inplace=True)) cannot change what was captured. Outputs are kept
+    as the layer gives them; layout says how they read as (batch, channels, height, width) maps.
     """
     captured: dict[str, torch.Tensor] = {}
     graph_bytes = 0
@@ -64,11 +67,38 @@ def run_with_layers(
     if missing:
         raise CamError(f"layer(s) {', '.join(missing)} did not run in the model's forward pass; pick another layer")
     for name, tensor in captured.items():
-        if tensor.dim() != 4:
+        if layout.to_map(tensor).dim() != 4:
             raise CamError(
                 f"layer {name} gives a tensor of shape {tuple(tensor.shape)}; CAMs need a (channels, height, width) "
-                "feature map, so pick a convolutional layer"
+                "feature map (or, on a transformer, patch tokens), so pick another layer"
             )
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
         raise CamError("the model's output is not a (batch, classes) tensor of logits")
     return LayerPass(logits, captured, graph_bytes)
+
+
+@dataclass
+class InputPass:
+    """Logits of a pass whose graph reaches back to the input, and that input."""
+
+    logits: torch.Tensor
+    input: torch.Tensor
+    graph_bytes: int
+
+
+def input_pass(
+    model: nn.Module, x: torch.Tensor, lock: threading.Lock, parameter_storages: frozenset[int]
+) -> InputPass:
+    """Run model on a differentiable copy of x, keeping the whole graph so that input gradients can be taken."""
+    leaf = x.detach().clone().requires_grad_(True)
+    graph_bytes = 0
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        nonlocal graph_bytes
+        if tensor.untyped_storage().data_ptr() not in parameter_storages:
+            graph_bytes += tensor.numel() * tensor.element_size()
+        return tensor
+
+    with lock, torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        logits = model(leaf)
+    return InputPass(logits, leaf, graph_bytes)

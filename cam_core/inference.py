@@ -21,7 +21,11 @@ def inference_copy(model: nn.Module, example: torch.Tensor, expected: torch.Tens
         fast = fuse(copy.deepcopy(model))
     except Exception:  # noqa: BLE001 - models that do not trace symbolically keep their layers
         fast = copy.deepcopy(model)
-    fast = fast.eval().to(memory_format=torch.channels_last)
+    fast = fast.eval()
+    try:
+        fast = fast.to(memory_format=torch.channels_last)
+    except RuntimeError:  # buffers that are not 4-D (transformers' position tables) keep their layout
+        pass
     for parameter in fast.parameters():
         parameter.requires_grad_(False)
     with torch.inference_mode():

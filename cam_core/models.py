@@ -48,6 +48,8 @@ class ModelSpec:
     target_layer: str
     head: tuple[str, ...]
     layers: tuple[str, ...] = ()
+    pyramid: tuple[str, ...] = ()
+    layout: str = "nchw"
     kwargs: dict[str, Any] = field(default_factory=dict)
     base_dir: Path = DEFAULT_MODELS_FILE.parent
 
@@ -81,8 +83,10 @@ def read_specs(path: Path | None = None) -> dict[str, ModelSpec]:
                 preprocessing=Preprocessing(**entry["preprocessing"]),
                 labels=entry.get("labels", "imagenet1k"),
                 target_layer=entry["target_layer"],
-                head=tuple(entry["head"]),
+                head=tuple(entry.get("head") or ()),
                 layers=tuple(entry.get("layers", ())),
+                pyramid=tuple(entry.get("pyramid", ())),
+                layout=entry.get("layout", "nchw"),
                 kwargs=entry.get("kwargs") or {},
                 base_dir=path.parent,
             )
@@ -186,6 +190,12 @@ class LoadedModel:
         choices = [name for name in self.spec.layers if name != self.spec.target_layer]
         return choices + [self.spec.target_layer]
 
+    def pyramid(self) -> list[str]:
+        """The default layers of multi-layer methods, shallow to deep, ending with the target layer: the models.yaml
+        `pyramid` (one layer per resolution), else the layer choices."""
+        layers = [name for name in self.spec.pyramid if name != self.spec.target_layer] or self.layer_choices()[:-1]
+        return layers + [self.spec.target_layer]
+
 
 def _build_architecture(spec: ModelSpec) -> nn.Module:
     if spec.source == "torchvision":
@@ -283,7 +293,8 @@ def _resolve_head(spec: ModelSpec, module: nn.Module) -> Head:
 def load_model(spec: ModelSpec, weights: str | os.PathLike | None = None) -> LoadedModel:
     """Build spec's architecture and load its weights.
 
-    weights=None uses the entry's own weights (embedded or downloaded), "random" keeps the random initialisation,
+    weights=None uses the entry's own weights (embedded or downloaded), "random" keeps the library's random
+    initialisation (weight matrices it sets to zero get small random values, so that gradients flow),
     a path loads your own safetensors or state_dict file.
     """
     if weights is None and "download" in spec.weights:
@@ -292,6 +303,7 @@ def load_model(spec: ModelSpec, weights: str | os.PathLike | None = None) -> Loa
     else:
         module = _build_architecture(spec)
         if weights == "random":
+            _wake_zero_weights(module)
             source = "random initialisation"
         elif weights is not None:
             load_weights(module, Path(weights), copy="by_name", what=f"your file {weights}")
@@ -308,8 +320,19 @@ def load_model(spec: ModelSpec, weights: str | os.PathLike | None = None) -> Loa
     for parameter in module.parameters():
         parameter.requires_grad_(False)
     loaded = LoadedModel(spec, module, label_set(spec.labels), _resolve_head(spec, module), source)
-    loaded.layer(spec.target_layer)
+    for name in (spec.target_layer, *spec.layers, *spec.pyramid):
+        loaded.layer(name)
     return loaded
+
+
+def _wake_zero_weights(module: nn.Module, std: float = 0.02) -> None:
+    """Give weight matrices that the library initialises to exactly zero (timm's transformer heads) small random
+    values, seeded by their name, so that an untrained network still passes gradients back."""
+    for name, parameter in module.named_parameters():
+        if parameter.dim() >= 2 and not torch.any(parameter):
+            generator = torch.Generator().manual_seed(sum(name.encode()))
+            with torch.no_grad():
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * std)
 
 
 def _load_embedded(spec: ModelSpec, module: nn.Module) -> str:

@@ -8,11 +8,16 @@ from typing import TYPE_CHECKING, Callable
 import torch
 
 if TYPE_CHECKING:
+    from .paths import PathSpec
     from .scores import AblationScores, MaskScores, MaskSpec
 
 from .errors import CamError
 
 COSTS = ("instant", "fast", "slow")
+NEEDS = frozenset(
+    {"gradients", "class_weights", "mask_scores", "ablation_scores", "path", "layer_stack", "guided_gradients"}
+)
+RESOLUTIONS = ("layer", "finest layer", "input")
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,11 @@ class MethodCard:
     params: tuple[Param, ...] = ()
     class_specific: bool = True
     signed: bool = True
+    multi_layer: bool = False
+    pyramid_by_default: bool = False
+    resolution: str = "layer"
     mask_spec: Callable[[str, dict], MaskSpec] | None = field(default=None, repr=False, compare=False)
+    path_spec: Callable[[str, dict], PathSpec] | None = field(default=None, repr=False, compare=False)
 
     @property
     def needs_gradients(self) -> bool:
@@ -53,8 +62,28 @@ class MethodCard:
 
 
 @dataclass(frozen=True)
+class LayerInputs:
+    """One layer's (C, h, w) activations and the target class's gradient there (multi-layer methods)."""
+
+    layer: str
+    activations: torch.Tensor
+    gradients: torch.Tensor
+
+
+@dataclass(frozen=True)
+class PathInputs:
+    """Activations and target-class gradients at one layer for a batch of altered inputs, (n, C, h, w) each:
+    noisy copies of the image, or the points of a path from a baseline to the image. baseline holds the (C, h, w)
+    activations of the path's start, where there is one."""
+
+    activations: torch.Tensor
+    gradients: torch.Tensor
+    baseline: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
 class CamInputs:
-    """The cached tensors a method may read: one image, one layer, one target class."""
+    """The cached tensors a method may read: one image, one layer (or a stack of layers), one target class."""
 
     activations: torch.Tensor
     target: int
@@ -62,15 +91,21 @@ class CamInputs:
     class_weights: torch.Tensor | None = None
     mask_scores: MaskScores | None = None
     ablation: AblationScores | None = None
+    path: PathInputs | None = None
+    stack: tuple[LayerInputs, ...] = ()
+    input_gradients: torch.Tensor | None = None
+    guided_activations: int = 0
 
 
 @dataclass(frozen=True)
 class MethodOutput:
-    """A method's result at the layer's resolution: the signed map and, where it has them, channel weights."""
+    """A method's result: the signed (h, w) map (at the layer's resolution, or the finest layer's, or the input's),
+    channel weights where it has them, and an (3, H, W) signed RGB gradient image for the input-gradient methods."""
 
     raw: torch.Tensor
     weights: torch.Tensor | None = None
     note: str = ""
+    rgb: torch.Tensor | None = None
 
 
 MethodFn = Callable[..., MethodOutput]
@@ -89,6 +124,10 @@ def register(card: MethodCard) -> Callable[[MethodFn], MethodFn]:
     """Add the decorated function to the method table under card.id."""
     if card.cost not in COSTS:
         raise ValueError(f"{card.id}: cost must be one of {COSTS}")
+    if not card.needs <= NEEDS:
+        raise ValueError(f"{card.id}: unknown needs {sorted(card.needs - NEEDS)}")
+    if card.resolution not in RESOLUTIONS:
+        raise ValueError(f"{card.id}: resolution must be one of {RESOLUTIONS}")
 
     def add(fn: MethodFn) -> MethodFn:
         if card.id in _METHODS:

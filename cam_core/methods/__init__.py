@@ -4,3 +4,5 @@ from . import gradient  # noqa: F401, I001
 from . import eigen  # noqa: F401
 from . import score  # noqa: F401
 from . import cluster  # noqa: F401
+from . import multilayer  # noqa: F401
+from . import guided  # noqa: F401

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
+import torch.nn.functional as F
 
 
 def weighted_sum(weights: torch.Tensor, activations: torch.Tensor) -> torch.Tensor:
@@ -34,3 +37,34 @@ def first_principal_component(maps: torch.Tensor) -> tuple[torch.Tensor, torch.T
     if agreement < 0:
         direction, projection = -direction, -projection
     return projection.reshape(height, width).to(maps.dtype), direction.to(maps.dtype)
+
+
+def min_max(values: torch.Tensor) -> torch.Tensor:
+    """values scaled to [0, 1] (all zeros when they are constant)."""
+    low, high = values.min(), values.max()
+    return (values - low) / (high - low) if high > low else torch.zeros_like(values)
+
+
+def upsample(values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """An (h, w) map bilinearly resized to size (cell-centred, as the maps are shown)."""
+    if tuple(values.shape) == tuple(size):
+        return values
+    return F.interpolate(values[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
+
+
+def finest_size(maps: list[torch.Tensor]) -> tuple[int, int]:
+    """The largest height and width among the maps."""
+    return max(m.shape[0] for m in maps), max(m.shape[1] for m in maps)
+
+
+def fuse_signed(maps: list[torch.Tensor], scale: Callable[[torch.Tensor], torch.Tensor], mode: str) -> torch.Tensor:
+    """Maps of several layers fused at the finest resolution, the evidence for and against separately: each layer's
+    positive part is min-max scaled, passed through scale, upsampled and combined by max or mean; the negative parts
+    alike; the result is their difference (so the negative map of a fused method is the fused negative evidence)."""
+    size = finest_size(maps)
+
+    def fuse(parts: list[torch.Tensor]) -> torch.Tensor:
+        stacked = torch.stack([upsample(scale(min_max(part)), size) for part in parts])
+        return stacked.amax(dim=0) if mode == "max" else stacked.mean(dim=0)
+
+    return fuse([m.clamp(min=0) for m in maps]) - fuse([(-m).clamp(min=0) for m in maps])

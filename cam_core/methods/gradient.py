@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ..registry import CamInputs, MethodCard, MethodOutput, register
+from ..paths import PathSpec
+from ..registry import CamInputs, MethodCard, MethodOutput, Param, register
 from .common import weighted_sum
 
 EPS = 1e-7
@@ -93,12 +94,18 @@ def gradcampp(inputs: CamInputs) -> MethodOutput:
     """Grad-CAM++ weights from first-order gradients (exponential-score closed form)."""
     grads, acts = inputs.gradients, inputs.activations
     grads2 = grads.pow(2)
-    grads3 = grads2 * grads
-    channel_sums = acts.sum(dim=(1, 2), keepdim=True)
-    alpha = grads2 / (2 * grads2 + channel_sums * grads3 + EPS)
-    alpha = torch.where(grads != 0, alpha, torch.zeros_like(alpha))
-    weights = (alpha * grads.clamp(min=0)).sum(dim=(1, 2))
+    weights = gradcampp_weights(acts, grads, grads2, grads2 * grads)
     return MethodOutput(weighted_sum(weights, acts), weights)
+
+
+def gradcampp_weights(
+    activations: torch.Tensor, first: torch.Tensor, second: torch.Tensor, third: torch.Tensor
+) -> torch.Tensor:
+    """Grad-CAM++ channel weights from the (C, h, w) first, second and third derivative terms."""
+    channel_sums = activations.sum(dim=(1, 2), keepdim=True)
+    alpha = second / (2 * second + channel_sums * third + EPS)
+    alpha = torch.where(second != 0, alpha, torch.zeros_like(alpha))
+    return (alpha * first.clamp(min=0)).sum(dim=(1, 2))
 
 
 @register(
@@ -158,25 +165,79 @@ def hirescam(inputs: CamInputs) -> MethodOutput:
 
 @register(
     MethodCard(
-        id="layercam",
-        name="Layer-CAM",
+        id="smoothgradcampp",
+        name="Smooth Grad-CAM++",
         family="Grad-CAM family",
-        needs=frozenset({"gradients"}),
+        needs=frozenset({"path"}),
         cost="fast",
-        summary="Positive gradients used as position-wise weights, so shallow layers give fine maps.",
+        summary="Grad-CAM++ with its derivatives averaged over noisy copies of the image (SmoothGrad).",
         explanation=(
-            "Layer-CAM keeps only the positive gradient at each position and uses it as that position's weight for "
-            "the activation. Because nothing is averaged over the channel, it stays meaningful at shallow, "
-            "high-resolution layers where Grad-CAM's averages wash out; maps from several layers can then be "
-            "combined for fine detail."
+            "Gradients of a deep network jump around from pixel to pixel: a tiny change of the input can move them a "
+            "lot. Smooth Grad-CAM++ borrows SmoothGrad's remedy. It adds Gaussian noise to the image n times, takes "
+            "the gradient at the layer for each noisy copy, and averages the first, second and third powers of the "
+            "gradient over the copies before forming Grad-CAM++'s α coefficients and channel weights. The weights "
+            "are then applied to the clean image's activations. More copies give a steadier map at n passes' cost."
         ),
-        formula=r"L^c = \mathrm{ReLU}\Big(\sum_k \mathrm{ReLU}\big(\tfrac{\partial y^c}{\partial A^k}\big)"
-        r" \odot A^k\Big)",
-        paper="Jiang et al., LayerCAM: Exploring Hierarchical Class Activation Maps for Localization, IEEE TIP 2021",
-        strengths=("Works at shallow layers", "Sharper object boundaries"),
-        weaknesses=("Shallow layers also light up on edges and texture", "No per-channel weights"),
+        formula=r"D_p = \frac{1}{n}\sum_{s=1}^{n}\Big(\frac{\partial y^c}{\partial A^k}(x+\varepsilon_s)\Big)^p"
+        r"\quad \varepsilon_s\sim\mathcal{N}(0,\sigma^2) \qquad "
+        r"\alpha^{kc}_{ij} = \frac{D_{2,ij}}{2D_{2,ij} + \sum_{a,b}A^k_{ab}\,D_{3,ij}} \qquad "
+        r"w^c_k = \sum_{i,j}\alpha^{kc}_{ij}\,\mathrm{ReLU}(D_{1,ij}) \qquad "
+        r"L^c = \mathrm{ReLU}\Big(\sum_k w^c_k A^k\Big)",
+        paper="Omeiza et al., Smooth Grad-CAM++: An Enhanced Inference Level Visualization Technique for Deep "
+        "Convolutional Neural Network Models, 2019",
+        strengths=("Steadier weights than Grad-CAM++ on the same image", "Any CNN, any layer"),
+        weaknesses=("n forward and backward passes", "Depends on the noise level and the random draw"),
+        params=(
+            Param("samples", 8, "how many noisy copies are averaged", minimum=1, maximum=64),
+            Param("sigma", 0.15, "noise standard deviation as a fraction of the input's value range",
+                  minimum=0.0, maximum=1.0),
+            Param("seed", 0, "the random draw (the same seed gives the same map)", minimum=0, maximum=2**31 - 1),
+        ),
+        path_spec=lambda layer, params: PathSpec(
+            "noise", layer, int(params["samples"]), float(params["sigma"]), int(params["seed"])
+        ),
     )
 )
-def layercam(inputs: CamInputs) -> MethodOutput:
-    """Positive gradients × activations, position by position."""
-    return MethodOutput((inputs.gradients.clamp(min=0) * inputs.activations).sum(dim=0))
+def smoothgradcampp(inputs: CamInputs, samples: int, sigma: float, seed: int) -> MethodOutput:
+    """Grad-CAM++ weights from noise-averaged first, second and third powers of the gradient."""
+    grads = inputs.path.gradients
+    weights = gradcampp_weights(
+        inputs.activations, grads.mean(dim=0), grads.pow(2).mean(dim=0), grads.pow(3).mean(dim=0)
+    )
+    return MethodOutput(weighted_sum(weights, inputs.activations), weights)
+
+
+@register(
+    MethodCard(
+        id="intgradcam",
+        name="Integrated Grad-CAM",
+        family="Grad-CAM family",
+        needs=frozenset({"path"}),
+        cost="fast",
+        summary="Grad-CAM's gradient integrated along a path from a blurred copy of the image to the image.",
+        explanation=(
+            "Grad-CAM looks at the gradient at the image only, where a saturated network may already be flat. "
+            "Integrated Grad-CAM follows integrated gradients instead: it walks in m steps from a baseline, here a "
+            "blurred copy of the image that keeps the colours but loses the detail, to the image itself, and "
+            "averages Grad-CAM's channel weights over the walk. The weights then multiply how much each channel "
+            "changed between the baseline and the image, so features the blur already had do not take credit."
+        ),
+        formula=r"x_m = x' + \tfrac{m}{M}(x - x') \qquad "
+        r"w^c_k = \frac{1}{M}\sum_{m=1}^{M}\frac{1}{Z}\sum_{i,j}\frac{\partial y^c}{\partial A^k_{ij}}(x_m)"
+        r" \qquad L^c = \mathrm{ReLU}\Big(\sum_k w^c_k\,\big(A^k(x) - A^k(x')\big)\Big)",
+        paper="Sattarzadeh et al., Integrated Grad-CAM: Sensitivity-Aware Visual Explanation of Deep Convolutional "
+        "Networks via Integrated Gradient-Based Scoring, ICASSP 2021",
+        strengths=("Less affected by saturated gradients", "Credit relative to a meaningful baseline"),
+        weaknesses=("m forward and backward passes", "The map depends on the choice of baseline"),
+        params=(
+            Param("steps", 16, "points on the path from the blurred copy to the image", minimum=1, maximum=64),
+            Param("blur", 12.0, "the baseline's Gaussian blur, in pixels of the model input", minimum=0.0,
+                  maximum=30.0),
+        ),
+        path_spec=lambda layer, params: PathSpec("blur", layer, int(params["steps"]), float(params["blur"])),
+    )
+)
+def intgradcam(inputs: CamInputs, steps: int, blur: float) -> MethodOutput:
+    """Path-averaged Grad-CAM weights × the activations' change from the baseline."""
+    weights = inputs.path.gradients.mean(dim=(0, 2, 3))
+    return MethodOutput(weighted_sum(weights, inputs.activations - inputs.path.baseline), weights)

@@ -1,0 +1,151 @@
+"""Multi-layer methods: maps from several depths combined, for detail the last layer's coarse grid cannot give."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..registry import CamInputs, MethodCard, MethodOutput, Param, register
+from .common import fuse_signed, upsample, weighted_sum
+
+
+@register(
+    MethodCard(
+        id="layercam",
+        name="Layer-CAM",
+        family="Multi-layer",
+        needs=frozenset({"gradients", "layer_stack"}),
+        cost="fast",
+        summary="Positive gradients used as position-wise weights, so shallow layers give fine maps; several "
+        "layers can be fused.",
+        explanation=(
+            "Layer-CAM keeps only the positive gradient at each position and uses it as that position's weight for "
+            "the activation. Because nothing is averaged over the channel, it stays meaningful at shallow, "
+            "high-resolution layers where Grad-CAM's averages wash out. Given several layers, each layer's map is "
+            "scaled to [0, 1], squashed with tanh(γ·) so that the weaker shallow maps still count, upsampled to the "
+            "finest layer and fused by taking the maximum (or, as pytorch-grad-cam does, the mean)."
+        ),
+        formula=r"L^c_l = \mathrm{ReLU}\Big(\sum_k \mathrm{ReLU}\big(\tfrac{\partial y^c}{\partial A^k_l}\big)"
+        r" \odot A^k_l\Big) \qquad "
+        r"L^c = \max_l\ \mathrm{up}\big(\tanh(\gamma\,\hat L^c_l)\big)",
+        paper="Jiang et al., LayerCAM: Exploring Hierarchical Class Activation Maps for Localization, IEEE TIP 2021",
+        strengths=("Works at shallow layers", "Sharper object boundaries when layers are fused"),
+        weaknesses=("Shallow layers also light up on edges and texture", "No per-channel weights"),
+        params=(
+            Param(
+                "fusion",
+                "max",
+                "how the layers' maps are fused: max after tanh scaling (the paper) or the "
+                "mean of the scaled maps (pytorch-grad-cam)",
+                choices=("max", "mean"),
+            ),
+            Param("gamma", 2.0, "tanh scaling of each layer's map before a max fusion", minimum=0.1, maximum=10.0),
+        ),
+        multi_layer=True,
+    )
+)
+def layercam(inputs: CamInputs, fusion: str, gamma: float) -> MethodOutput:
+    """Positive gradients × activations, position by position; layers fused by max of tanh-scaled maps or mean."""
+    maps = [(item.gradients.clamp(min=0) * item.activations).sum(dim=0) for item in inputs.stack]
+    if len(maps) == 1:
+        return MethodOutput(maps[0])
+    if fusion == "max":
+        return MethodOutput(fuse_signed(maps, lambda m: torch.tanh(gamma * m), "max"))
+    return MethodOutput(fuse_signed(maps, lambda m: m, "mean"))
+
+
+@register(
+    MethodCard(
+        id="zoomcam",
+        name="Zoom-CAM",
+        family="Multi-layer",
+        needs=frozenset({"gradients", "layer_stack"}),
+        cost="fast",
+        summary="Gradient × activation at every position of every layer, the layers' maps fused by maximum.",
+        explanation=(
+            "Zoom-CAM keeps the full gradient × activation product at each position instead of averaging the "
+            "gradient per channel (as HiRes-CAM does at one layer), computes that map at several depths, scales "
+            "each to [0, 1], upsamples them to the finest layer and keeps the strongest evidence at each position. "
+            "Deep layers say which object, shallow layers where its edges are."
+        ),
+        formula=r"L^c_l = \mathrm{ReLU}\Big(\sum_k \frac{\partial y^c}{\partial A^k_l}\odot A^k_l\Big) \qquad "
+        r"L^c = \max_l\ \mathrm{up}\big(\hat L^c_l\big)",
+        paper="Shi et al., Zoom-CAM: Generating Fine-grained Pixel Annotations from Image Labels, ICPR 2020",
+        strengths=("Finer maps than any single deep layer", "One backward per layer and class"),
+        weaknesses=("Shallow layers add texture and edges of other objects", "Fusion by max keeps their noise"),
+        multi_layer=True,
+        pyramid_by_default=True,
+        resolution="finest layer",
+    )
+)
+def zoomcam(inputs: CamInputs) -> MethodOutput:
+    """Per-layer gradient × activation maps, min-max scaled, fused by maximum at the finest resolution."""
+    maps = [(item.gradients * item.activations).sum(dim=0) for item in inputs.stack]
+    return MethodOutput(fuse_signed(maps, lambda m: m, "max"))
+
+
+def local_normalise(values: torch.Tensor, coarse: tuple[int, int], eps: float = 1e-12) -> torch.Tensor:
+    """values divided by their mean over the cell of the coarse grid each position falls in (so each cell averages
+    1); a cell with no activation spreads evenly (1 everywhere)."""
+    cell_means = F.adaptive_avg_pool2d(values[None, None], coarse)
+    spread = F.interpolate(cell_means, size=values.shape, mode="nearest")[0, 0]
+    return torch.where(spread > eps, values / spread.clamp(min=eps), torch.ones_like(values))
+
+
+def refine(coarse: torch.Tensor, masks: list[torch.Tensor]) -> torch.Tensor:
+    """coarse upsampled through each mask in turn (coarse to fine), multiplied by the locally normalised mask."""
+    current = coarse
+    for mask in masks:
+        current = upsample(current, tuple(mask.shape)) * local_normalise(mask, tuple(current.shape))
+    return current
+
+
+@register(
+    MethodCard(
+        id="polycam",
+        name="Poly-CAM",
+        family="Multi-layer",
+        needs=frozenset({"gradients", "layer_stack"}),
+        cost="fast",
+        summary="The deepest layer's map refined, layer by layer, by earlier layers' locally normalised activations.",
+        explanation=(
+            "Poly-CAM starts from an ordinary class map at the deepest layer, which knows what the object is but "
+            "only on a coarse grid. It then walks back to shallower, finer layers. At each one it upsamples the "
+            "current map and multiplies it by that layer's activation, summed over channels and normalised within "
+            "each cell of the coarser grid so that the cell keeps its average. The class evidence of a coarse cell "
+            "is thus only redistributed inside the cell, towards the pixels the finer layer responds to: the map "
+            "gets sharper without borrowing class-agnostic edges from elsewhere."
+        ),
+        formula=r"S_L = \mathrm{Grad\text{-}CAM}_L \qquad F_l = \sum_k \mathrm{ReLU}(A^k_l) \qquad "
+        r"S_l = \mathrm{up}(S_{l+1}) \odot \frac{F_l}{\mathrm{up}\big(\mathrm{avgpool}_{S_{l+1}}(F_l)\big)}",
+        paper="Englebienne et al., Backward recursive Class Activation Map refinement for high resolution saliency "
+        "map, ICPR 2022",
+        strengths=("High-resolution maps that stay class-specific", "No extra passes beyond the layers' gradients"),
+        weaknesses=("Needs layers of increasing resolution", "Inherits the deepest map's mistakes"),
+        params=(
+            Param(
+                "base",
+                "gradcam",
+                "the deepest layer's map: Grad-CAM, or Layer-CAM's positive-gradient map",
+                choices=("gradcam", "layercam"),
+            ),
+        ),
+        multi_layer=True,
+        pyramid_by_default=True,
+        resolution="finest layer",
+    )
+)
+def polycam(inputs: CamInputs, base: str) -> MethodOutput:
+    """Deepest map refined coarse to fine by locally normalised activation masks; evidence for and against alike."""
+    deepest = inputs.stack[-1]
+    weights = deepest.gradients.mean(dim=(1, 2)) if base == "gradcam" else None
+    if weights is not None:
+        coarse = weighted_sum(weights, deepest.activations)
+    else:
+        coarse = (deepest.gradients.clamp(min=0) * deepest.activations).sum(dim=0)
+    finer = sorted(inputs.stack[:-1], key=lambda item: item.activations.shape[1] * item.activations.shape[2])
+    masks = [item.activations.clamp(min=0).sum(dim=0) for item in finer]
+    masks = [mask for mask in masks if mask.numel() > coarse.numel()]
+    note = "" if masks else "no layer is finer than the deepest one, so there is nothing to refine"
+    refined = refine(coarse.clamp(min=0), masks) - refine((-coarse).clamp(min=0), masks)
+    return MethodOutput(refined, weights, note)
