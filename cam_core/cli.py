@@ -29,6 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--method", default="gradcam", help="a method id (see `methods`)")
     explain.add_argument("--target", help="class index or name (default: the top-1 class)")
     explain.add_argument("--layer", help="target layer, a module name (default: the model's)")
+    explain.add_argument("--layers", help="multi-layer methods: comma-separated layers, shallow to deep")
+    explain.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE", help="a method parameter (repeatable)"
+    )
     explain.add_argument("--weights", help="your own weights: a safetensors or state_dict file")
     explain.add_argument("--sign", default="positive", choices=("positive", "negative"))
     explain.add_argument("--out", required=True, help="the .npz to write: saliency, raw, target, probs")
@@ -63,14 +67,17 @@ def _explain(args: argparse.Namespace) -> None:
     from .examples import load_example
     from .explainer import Explainer
     from .images import load_image
-    from .render import overlay
+    from .registry import get_method
+    from .render import result_picture
 
     prefix = "example:"
     image = load_example(args.image[len(prefix) :]) if args.image.startswith(prefix) else load_image(args.image)
     explainer = Explainer(args.model, weights=args.weights)
     analysis = explainer.analyze(image)
     target = None if args.target is None else explainer.class_index(args.target)
-    result = analysis.cam(args.method, target=target, layer=args.layer, sign=args.sign)
+    params = _parse_params(get_method(args.method).card, args.param)
+    layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
+    result = analysis.cam(args.method, target=target, layer=args.layer, sign=args.sign, layers=layers, **params)
     out = Path(args.out)
     np.savez(
         out,
@@ -78,14 +85,50 @@ def _explain(args: argparse.Namespace) -> None:
         raw=result.raw,
         target=np.int64(result.target),
         probs=analysis.probabilities.numpy(),
+        **({} if result.rgb is None else {"rgb": result.rgb}),
     )
     if args.png:
-        overlay(analysis.image, result.saliency, alpha=args.alpha, colormap=args.colormap).save(args.png)
+        picture = result_picture(
+            analysis.image, result.saliency, result.raw, "overlay", args.alpha, args.colormap, result.rgb
+        )
+        picture.save(args.png)
     print(
-        f"{result.method} for {result.target} {result.label} (p={result.probability:.3f}) at {result.layer}: "
+        f"{result.method} for {result.target} {result.label} (p={result.probability:.3f}) at "
+        f"{', '.join(result.layers)}: "
         f"{out}{' and ' + args.png if args.png else ''}"
         + (f"; note: {result.note}" if result.note else "")
     )
+
+
+def _parse_params(card, pairs: list[str]) -> dict[str, object]:
+    """NAME=VALUE pairs typed after the parameter's default (numbers, true/false, or text)."""
+    known = {param.name: param for param in card.params}
+    params: dict[str, object] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep:
+            raise CamError(f"--param wants NAME=VALUE, not {pair!r}")
+        param = known.get(name.strip())
+        if param is None:
+            valid = ", ".join(known) or "none"
+            raise CamError(f"method {card.id} has no parameter {name.strip()!r}; its parameters: {valid}")
+        text = text.strip()
+        try:
+            if isinstance(param.default, bool):
+                if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(text)
+                value: object = text.lower() in ("true", "1", "yes")
+            elif isinstance(param.default, int):
+                value = int(text)
+            elif isinstance(param.default, float):
+                value = float(text)
+            else:
+                value = text
+        except ValueError:
+            kind = "true or false" if isinstance(param.default, bool) else type(param.default).__name__
+            raise CamError(f"{card.id}: {name.strip()} must be {kind}, not {text!r}") from None
+        params[param.name] = value
+    return params
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -116,15 +116,35 @@ def grid(pictures: list[Image.Image], titles: list[str], columns: int = 4, width
     return sheet
 
 
+def gradient_picture(rgb: np.ndarray, size: tuple[int, int] | None = None) -> Image.Image:
+    """A signed (3, H, W) input gradient as a picture: standardised, scaled so ±5 standard deviations span the
+    colour range around mid-grey (grey = no gradient), resized to size=(height, width)."""
+    values = np.nan_to_num(np.asarray(rgb, dtype=np.float32)).transpose(1, 2, 0)
+    spread = float(values.std())
+    scaled = 0.5 + 0.1 * (values - values.mean()) / spread if spread > 0 else np.full_like(values, 0.5)
+    picture = Image.fromarray((np.clip(scaled, 0, 1) * 255 + 0.5).astype(np.uint8))
+    return picture.resize((size[1], size[0]), Image.BILINEAR) if size is not None else picture
+
+
 VIEWS = ("overlay", "map", "signed")
 
 
 def result_picture(
-    image: Image.Image, saliency: np.ndarray, raw: np.ndarray, view: str = "overlay", alpha: float = 0.5,
+    image: Image.Image,
+    saliency: np.ndarray,
+    raw: np.ndarray,
+    view: str = "overlay",
+    alpha: float = 0.5,
     colormap: str = "jet",
+    rgb: np.ndarray | None = None,
 ) -> Image.Image:
     """How a map is shown: over the image, on its own, or as the signed raw map on a diverging scale (blended over
-    a grey copy of the image, alpha being the map's weight)."""
+    a grey copy of the image, alpha being the map's weight). An input-gradient method's RGB gradient is shown as
+    itself in every view."""
+    if view not in VIEWS:
+        raise CamError(f"view must be one of {', '.join(VIEWS)}, not {view!r}")
+    if rgb is not None:
+        return gradient_picture(rgb, size=(image.height, image.width))
     if view == "overlay":
         return overlay(image, saliency, alpha=alpha, colormap=colormap)
     if view == "map":

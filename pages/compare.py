@@ -24,6 +24,8 @@ def method_card(card, picture, saliency, stem: str) -> None:
             st.markdown("**Strengths:** " + "; ".join(card.strengths))
         if card.weaknesses:
             st.markdown("**Weaknesses:** " + "; ".join(card.weaknesses))
+        if card.params:
+            st.markdown("**Parameters:** " + "; ".join(f"`{p.name}` ({param_range(p)}): {p.help}" for p in card.params))
         st.caption(card.paper)
         left, right = st.columns(2)
         left.download_button("Map as PNG", data=lambda: png_bytes(picture), file_name=f"{stem}.png", mime="image/png",
@@ -33,24 +35,79 @@ def method_card(card, picture, saliency, stem: str) -> None:
                               icon=":material/download:", width="stretch")
 
 
+def param_range(param) -> str:
+    """The values a parameter takes, in words."""
+    if param.choices:
+        return " | ".join(param.choices)
+    if isinstance(param.default, bool):
+        return "on | off"
+    return f"{param.minimum:g} to {param.maximum:g}, default {param.default:g}"
+
+
+def param_widget(card, param):
+    """A widget for one method parameter, keyed by method and name so that each method keeps its own setting."""
+    key = f"param_{card.id}_{param.name}"
+    label = param.name.replace("_", " ")
+    if param.choices:
+        return st.selectbox(label, param.choices, key=key, help=param.help)
+    if isinstance(param.default, bool):
+        return st.checkbox(label, value=param.default, key=key, help=param.help)
+    if isinstance(param.default, int):
+        return st.number_input(label, int(param.minimum), int(param.maximum), param.default, 1, key=key,
+                               help=param.help)
+    step = (param.maximum - param.minimum) / 100
+    return st.slider(label, float(param.minimum), float(param.maximum), float(param.default), step, key=key,
+                     help=param.help)
+
+
+def method_settings(chosen: list[str], cards: dict) -> dict[str, dict]:
+    """An expander with the chosen methods' parameters and, for multi-layer methods, their layers."""
+    settings: dict[str, dict] = {}
+    tunable = [cards[i] for i in chosen if cards[i].params or cards[i].multi_layer]
+    if not tunable:
+        return settings
+    explainer_ = current_explainer()
+    order = list(dict.fromkeys([*explainer_.model.layer_choices()[:-1], *explainer_.model.pyramid()]))
+    order = sorted(order, key=layer_order(explainer_).index)
+    with st.expander("Method settings", icon=":material/tune:"):
+        columns = st.columns(min(3, len(tunable)))
+        for position, card in enumerate(tunable):
+            with columns[position % len(columns)]:
+                st.markdown(f"**{card.name}**")
+                values = {param.name: param_widget(card, param) for param in card.params}
+                if card.multi_layer:
+                    default = explainer_.model.pyramid() if card.pyramid_by_default else [explainer_.default_layer]
+                    picked = st.multiselect("layers", order, default=default,
+                                            key=f"layers_{card.id}_{explainer_.name}",
+                                            help="Shallow layers add detail, deep layers class evidence; "
+                                            "maps are fused at the finest layer's resolution.")
+                    values["layers"] = sorted(picked, key=order.index) or None
+                settings[card.id] = values
+    return settings
+
+
+def layer_order(explainer_) -> list[str]:
+    """Every module name of the model in forward order (shallow to deep)."""
+    return [name for name, _ in explainer_.model.module.named_modules()]
+
+
 def format_seconds(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
 
 
 def slow_feedback(card, slot, progress, view: str, alpha: float, colormap: str) -> dict:
-    """For methods that run many masked inputs: a progress bar with a time estimate and the map as it sharpens."""
-    if card.cost != "slow":
-        return {}
+    """For methods that run many model passes (masked inputs, ablations): a progress bar with a time estimate and,
+    where the method can give one, the map as it sharpens. Methods that run no passes never call these."""
     started = time.perf_counter()
 
     def on_progress(done: int, total: int) -> None:
         elapsed = time.perf_counter() - started
         left = elapsed / max(done, 1) * (total - done)
-        progress.progress(done / max(total, 1), text=f"{card.name}: {done} of {total} masked inputs · about "
+        progress.progress(done / max(total, 1), text=f"{card.name}: {done} of {total} model passes · about "
                           f"{left:.0f} s left")
 
     def on_partial(result) -> None:
-        picture = result_picture(analysis.image, result.saliency, result.raw, view, alpha, colormap)
+        picture = result_picture(analysis.image, result.saliency, result.raw, view, alpha, colormap, result.rgb)
         slot.image(picture, caption=f"{card.name} · so far ({format_seconds(result.seconds)})", width="stretch")
 
     return {"progress": on_progress, "partial": on_partial}
@@ -66,6 +123,7 @@ with friendly_errors():
     quick = [card.id for card in cards.values() if card.cost in ("instant", "fast")]
     chosen = st.multiselect("Methods", list(cards), default=quick, key="compare_methods",
                             format_func=lambda i: cards[i].name)
+    settings = method_settings(chosen, cards)
     c1, c2, c3, c4, c5 = st.columns([2, 1.3, 1.3, 1.5, 2.2])
     view = c1.radio("Show", list(VIEW_LABELS), format_func=VIEW_LABELS.get, key="compare_view")
     alpha = c2.slider("Opacity", 0.0, 1.0, 0.6, 0.05, key="compare_alpha", disabled=view == "map")
@@ -87,16 +145,20 @@ with friendly_errors():
             with columns[position % COLUMNS]:
                 slot = st.empty()
                 try:
-                    result = analysis.cam(method_id, target=class_index, sign=sign,
+                    result = analysis.cam(method_id, target=class_index, sign="positive" if not card.signed else sign,
+                                          **settings.get(method_id, {}),
                                           **slow_feedback(card, slot, progress, view, alpha, colormap))
                 except CamError as exc:
                     slot.warning(f"**{card.name}**: {exc}", icon=":material/block:")
                     continue
-                picture = result_picture(analysis.image, result.saliency, result.raw, view, alpha, colormap)
+                picture = result_picture(analysis.image, result.saliency, result.raw, view, alpha, colormap,
+                                         result.rgb)
                 title = f"{card.name} · {format_seconds(result.seconds)}"
                 slot.image(picture, caption=title, width="stretch")
                 if result.note:
                     st.caption(f":material/info: {result.note}")
+                if sign == "negative" and not card.signed:
+                    st.caption(":material/info: a gradient image has no map against the class; shown as it is")
                 pictures.append(picture)
                 titles.append(f"{card.name} · {explainer.labels[class_index]}")
                 method_card(card, picture, result.saliency, f"{method_id}_{class_index}_{sign}")

@@ -107,7 +107,7 @@ def test_top_k(mobilenet, coffee):
         (lambda a: a.cam("gradcam", target=-1), "out of range 0..999"),
         (lambda a: a.cam("gradcam", target="cat"), "must be an integer"),
         (lambda a: a.cam("gradcam", layer="features.99"), "did you mean"),
-        (lambda a: a.cam("gradcam", layer="classifier.1"), "pick a convolutional layer"),
+        (lambda a: a.cam("gradcam", layer="classifier.1"), "so pick another layer"),
         (lambda a: a.cam("gradcam", steps=3), "has no parameter steps"),
         (lambda a: a.cam("gradcam", sign="both"), "sign must be one of positive, negative"),
         (lambda a: a.cam("cam", layer="features.14"), "vanilla CAM is not defined at features.14"),

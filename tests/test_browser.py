@@ -199,3 +199,52 @@ def test_landing_on_compare_and_score_cam_shows_a_partial_map_early(page, server
     no_errors(tab)
     assert "so far" in first_text and first_picture < 4.0
     tab.close()
+
+
+def test_new_methods_render_with_their_settings(page, server):
+    """Guided backpropagation shows as a grey RGB gradient picture, not a colour-mapped overlay; Layer-CAM's layer
+    multiselect in Method settings fuses a second layer and changes its map."""
+    from io import BytesIO
+
+    import numpy as np
+    from PIL import Image
+
+    tab = page.context.browser.new_page(viewport={"width": 1500, "height": 1800})
+    tab.goto(f"{server}/compare")
+    settle(tab, "Compare methods")
+    methods = tab.locator("[data-testid=stMultiSelect]").first
+    methods.locator("svg[title='Clear all']").click() if methods.locator("svg[title='Clear all']").count() else \
+        methods.get_by_role("button", name="Clear all").click()
+    settle(tab)
+    for name in ("Layer-CAM", "Poly-CAM", "Guided Backpropagation"):
+        methods.locator("input").click()
+        methods.locator("input").fill(name)
+        tab.get_by_role("option", name=name, exact=True).click()
+        settle(tab)
+    tab.keyboard.press("Escape")
+    settle(tab)
+    no_errors(tab)
+    captions = tab.locator("[data-testid=stMain] [data-testid=stImageCaption]").all_inner_texts()
+    assert [c.split(" · ")[0] for c in captions] == ["Layer-CAM", "Poly-CAM", "Guided Backpropagation"], captions
+
+    def saturation(index: int) -> float:
+        shot = tab.locator("[data-testid=stMain] [data-testid=stImage] img").nth(index).screenshot()
+        hsv = np.asarray(Image.open(BytesIO(shot)).convert("HSV"), dtype=np.float32)
+        return float(hsv[..., 1].mean())
+
+    assert saturation(2) < 0.5 * saturation(0), "guided backprop must be a grey gradient picture, not an overlay"
+    before = main_images(tab)
+    tab.get_by_text("Method settings").first.click()
+    layers = tab.locator("[data-testid=stMultiSelect]").filter(has_text="features.18").first
+    layers.locator("input").click()
+    layers.locator("input").fill("features.14.conv.0")
+    tab.get_by_role("option", name="features.14.conv.0", exact=True).click()
+    settle(tab)
+    tab.keyboard.press("Escape")
+    settle(tab)
+    no_errors(tab)
+    after = main_images(tab)
+    assert after[0] != before[0], "fusing a second layer must change Layer-CAM's map"
+    assert after[2] == before[2], "the guided map must not change when Layer-CAM's layers do"
+    tab.screenshot(path=str(SHOTS / "compare_new_methods.png"), full_page=True)
+    tab.close()

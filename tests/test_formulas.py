@@ -15,7 +15,9 @@ G = torch.tensor([[[0.5, -0.5], [1.0, 0.0]], [[-1.0, 0.0], [0.0, 2.0]]])
 
 
 def run(method: str, **inputs) -> tuple[np.ndarray, np.ndarray | None]:
-    out = get_method(method).fn(CamInputs(activations=A, target=1, **inputs))
+    chosen = get_method(method)
+    defaults = {param.name: param.default for param in chosen.card.params}
+    out = chosen.fn(CamInputs(activations=A, target=1, **inputs), **defaults)
     return out.raw.numpy(), None if out.weights is None else out.weights.numpy()
 
 

@@ -5,8 +5,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..registry import CamInputs, MethodCard, MethodOutput, Param, register
+from ..registry import CamInputs, LayerInputs, MethodCard, MethodOutput, Param, register
 from .common import fuse_signed, upsample, weighted_sum
+
+
+def layer_stack(inputs: CamInputs) -> tuple[LayerInputs, ...]:
+    """The layers of a multi-layer call, shallow to deep; the single layer when none were stacked."""
+    return inputs.stack or (LayerInputs("", inputs.activations, inputs.gradients),)
 
 
 @register(
@@ -46,7 +51,7 @@ from .common import fuse_signed, upsample, weighted_sum
 )
 def layercam(inputs: CamInputs, fusion: str, gamma: float) -> MethodOutput:
     """Positive gradients × activations, position by position; layers fused by max of tanh-scaled maps or mean."""
-    maps = [(item.gradients.clamp(min=0) * item.activations).sum(dim=0) for item in inputs.stack]
+    maps = [(item.gradients.clamp(min=0) * item.activations).sum(dim=0) for item in layer_stack(inputs)]
     if len(maps) == 1:
         return MethodOutput(maps[0])
     if fusion == "max":
@@ -80,7 +85,7 @@ def layercam(inputs: CamInputs, fusion: str, gamma: float) -> MethodOutput:
 )
 def zoomcam(inputs: CamInputs) -> MethodOutput:
     """Per-layer gradient × activation maps, min-max scaled, fused by maximum at the finest resolution."""
-    maps = [(item.gradients * item.activations).sum(dim=0) for item in inputs.stack]
+    maps = [(item.gradients * item.activations).sum(dim=0) for item in layer_stack(inputs)]
     return MethodOutput(fuse_signed(maps, lambda m: m, "max"))
 
 
@@ -117,7 +122,8 @@ def refine(coarse: torch.Tensor, masks: list[torch.Tensor]) -> torch.Tensor:
             "gets sharper without borrowing class-agnostic edges from elsewhere."
         ),
         formula=r"S_L = \mathrm{Grad\text{-}CAM}_L \qquad F_l = \sum_k \mathrm{ReLU}(A^k_l) \qquad "
-        r"S_l = \mathrm{up}(S_{l+1}) \odot \frac{F_l}{\mathrm{up}\big(\mathrm{avgpool}_{S_{l+1}}(F_l)\big)}",
+        r"S_l = \mathrm{up}(S_{l+1}) \odot \frac{F_l}{\mathrm{up}\big(\mathrm{avgpool}_{S_{l+1}}(F_l)\big)}"
+        r"\qquad (\text{or } F_l = \sum_k \mathrm{ReLU}(\partial y^c/\partial A^k_l)\odot A^k_l)",
         paper="Englebienne et al., Backward recursive Class Activation Map refinement for high resolution saliency "
         "map, ICPR 2022",
         strengths=("High-resolution maps that stay class-specific", "No extra passes beyond the layers' gradients"),
@@ -129,23 +135,34 @@ def refine(coarse: torch.Tensor, masks: list[torch.Tensor]) -> torch.Tensor:
                 "the deepest layer's map: Grad-CAM, or Layer-CAM's positive-gradient map",
                 choices=("gradcam", "layercam"),
             ),
+            Param(
+                "masks",
+                "activations",
+                "what refines the map at each finer layer: its activations summed over channels, or its "
+                "Layer-CAM map (positive gradient × activation, class-specific)",
+                choices=("activations", "layercam"),
+            ),
         ),
         multi_layer=True,
         pyramid_by_default=True,
         resolution="finest layer",
     )
 )
-def polycam(inputs: CamInputs, base: str) -> MethodOutput:
+def polycam(inputs: CamInputs, base: str, masks: str) -> MethodOutput:
     """Deepest map refined coarse to fine by locally normalised activation masks; evidence for and against alike."""
-    deepest = inputs.stack[-1]
+    stack = layer_stack(inputs)
+    deepest = stack[-1]
     weights = deepest.gradients.mean(dim=(1, 2)) if base == "gradcam" else None
     if weights is not None:
         coarse = weighted_sum(weights, deepest.activations)
     else:
         coarse = (deepest.gradients.clamp(min=0) * deepest.activations).sum(dim=0)
-    finer = sorted(inputs.stack[:-1], key=lambda item: item.activations.shape[1] * item.activations.shape[2])
-    masks = [item.activations.clamp(min=0).sum(dim=0) for item in finer]
-    masks = [mask for mask in masks if mask.numel() > coarse.numel()]
-    note = "" if masks else "no layer is finer than the deepest one, so there is nothing to refine"
-    refined = refine(coarse.clamp(min=0), masks) - refine((-coarse).clamp(min=0), masks)
+    finer = sorted(stack[:-1], key=lambda item: item.activations.shape[1] * item.activations.shape[2])
+    if masks == "activations":
+        layer_masks = [item.activations.clamp(min=0).sum(dim=0) for item in finer]
+    else:
+        layer_masks = [(item.gradients.clamp(min=0) * item.activations).sum(dim=0).clamp(min=0) for item in finer]
+    layer_masks = [mask for mask in layer_masks if mask.numel() > coarse.numel()]
+    note = "" if layer_masks else "no layer is finer than the deepest one, so there is nothing to refine"
+    refined = refine(coarse.clamp(min=0), layer_masks) - refine((-coarse).clamp(min=0), layer_masks)
     return MethodOutput(refined, weights, note)
