@@ -16,7 +16,8 @@ LAYOUTS = ("nchw", "tokens", "nhwc")
 @dataclass(frozen=True)
 class Layout:
     """A layer output's arrangement. `tokens`: (B, prefix + h·w, C), the class/distillation tokens first, the patch
-    grid given or (Swin's stages, each with its own grid) square."""
+    grid given or (Swin's stages, each with its own grid) square; a 4-D output of a token model (Swin's stages, block
+    outputs and norm1) is channels-last (B, h, w, C)."""
 
     name: str = "nchw"
     prefix: int = 0
@@ -26,8 +27,8 @@ class Layout:
         """output as a (B, C, h, w) map (a view or copy; a linear rearrangement either way, so gradients map alike)."""
         if self.name == "nchw":
             return output
-        if self.name == "nhwc":
-            return output.permute(0, 3, 1, 2) if output.dim() == 4 else output
+        if output.dim() == 4:
+            return output.permute(0, 3, 1, 2)
         if output.dim() != 3:
             return output
         batch, tokens, channels = output.shape
@@ -46,10 +47,10 @@ class Layout:
     def zero_channels(self, output: torch.Tensor, rows: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
         """A copy of output with channel channels[i] zeroed at every map position of batch row rows[i]."""
         output = output.clone()
-        if self.name == "nhwc" and output.dim() == 4:
-            output[rows, :, :, channels] = 0.0
-        elif self.name == "nchw" or output.dim() == 4:
+        if self.name == "nchw":
             output[rows, channels] = 0.0
+        elif output.dim() == 4:
+            output[rows, :, :, channels] = 0.0
         else:
             output[rows, self.prefix :, channels] = 0.0
         return output

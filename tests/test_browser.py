@@ -71,17 +71,24 @@ def page(server):
 
 
 def settle(tab, title: str | None = None, timeout: float = 90.0) -> float:
-    """Wait until the app has finished running (on the page titled title) and every image has loaded."""
+    """Wait until the app has finished running (on the page titled title) and every image has loaded: idle on two
+    looks 0.3 s apart, so that a rerun queued behind the last one (which would clear a half-typed widget) is over."""
     started = time.perf_counter()
     if title:
         tab.locator("[data-testid=stMain] h1", has_text=title).first.wait_for(timeout=timeout * 1000)
     time.sleep(0.15)
+    idle_since = None
     while time.perf_counter() - started < timeout:
         busy = (tab.locator("[data-stale=true]").count() or tab.locator("[data-testid=stSpinner]").count()
-                or tab.locator("[data-testid=stProgress]").count())
+                or tab.locator("[data-testid=stProgress]").count()
+                or tab.locator("[data-testid=stStatusWidgetRunningIcon]").count())
         loaded = tab.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
-        if not busy and loaded and tab.locator("[data-testid=stMain] h1").count():
-            return time.perf_counter() - started
+        if busy or not loaded or not tab.locator("[data-testid=stMain] h1").count():
+            idle_since = None
+        elif idle_since is None:
+            idle_since = time.perf_counter()
+        elif time.perf_counter() - idle_since >= 0.3:
+            return idle_since - started
         time.sleep(0.05)
     raise AssertionError("the app did not settle")
 
@@ -94,12 +101,36 @@ def no_errors(tab) -> None:
     assert tab.locator("[data-testid=stException]").count() == 0, tab.locator("[data-testid=stException]").inner_text()
 
 
+def type_into(tab, box, text: str, option: str | None = None) -> None:
+    """Open the select box box and type text key by key until the option named option (default: text) is listed.
+    Typed too early, the opening list clears the text, and a click while an expander above is still opening may
+    not open the list: then it tries again."""
+    wanted = tab.get_by_role("option", name=option or text).first
+    for attempt in range(3):
+        box.click()
+        try:
+            tab.get_by_role("option").first.wait_for(timeout=5000)
+            box.press_sequentially(text, delay=10)
+            wanted.wait_for(timeout=5000)
+            return
+        except playwright_api.TimeoutError:
+            if attempt == 2:
+                raise
+            box.fill("")
+            tab.keyboard.press("Escape")
+
+
+def pick(tab, multiselect, name: str) -> None:
+    """Add the option called exactly name to multiselect."""
+    type_into(tab, multiselect.locator("input"), name)
+    tab.get_by_role("option", name=name, exact=True).click()
+
+
 def choose(tab, label: str, text: str, option: str) -> float:
     """Type text into the select box labelled label and click the option whose name contains option; returns the
     perf_counter time of the click."""
     box = tab.get_by_role("combobox", name=label, exact=True)
-    box.click()
-    box.fill(text)
+    type_into(tab, box, text, option)
     target = tab.get_by_role("option", name=option).first
     target.wait_for()
     clicked = time.perf_counter()
@@ -130,9 +161,7 @@ def test_upload_compare_switch_class_and_every_page(page):
         "button", name="Clear all").count() else methods.locator("svg[title='Clear all']").click()
     settle(page)
     for name in ("Grad-CAM++", "Eigen-CAM"):
-        methods.locator("input").click()
-        methods.locator("input").fill(name)
-        page.get_by_role("option", name=name, exact=True).click()
+        pick(page, methods, name)
         settle(page)
     page.keyboard.press("Escape")
     settle(page)
@@ -175,8 +204,7 @@ def test_landing_on_compare_and_score_cam_shows_a_partial_map_early(page, server
     methods.locator("svg[title='Clear all']").click() if methods.locator("svg[title='Clear all']").count() else \
         methods.get_by_role("button", name="Clear all").click()
     settle(tab)
-    methods.locator("input").click()
-    methods.locator("input").fill("Score-CAM")
+    type_into(tab, methods.locator("input"), "Score-CAM")
     option = tab.get_by_role("option", name="Score-CAM", exact=True)
     option.wait_for()
     started = time.perf_counter()
@@ -217,9 +245,7 @@ def test_new_methods_render_with_their_settings(page, server):
         methods.get_by_role("button", name="Clear all").click()
     settle(tab)
     for name in ("Layer-CAM", "Poly-CAM", "Guided Backpropagation"):
-        methods.locator("input").click()
-        methods.locator("input").fill(name)
-        tab.get_by_role("option", name=name, exact=True).click()
+        pick(tab, methods, name)
         settle(tab)
     tab.keyboard.press("Escape")
     settle(tab)
@@ -236,9 +262,7 @@ def test_new_methods_render_with_their_settings(page, server):
     before = main_images(tab)
     tab.get_by_text("Method settings").first.click()
     layers = tab.locator("[data-testid=stMultiSelect]").filter(has_text="features.18").first
-    layers.locator("input").click()
-    layers.locator("input").fill("features.14.conv.0")
-    tab.get_by_role("option", name="features.14.conv.0", exact=True).click()
+    pick(tab, layers, "features.14.conv.0")
     settle(tab)
     tab.keyboard.press("Escape")
     settle(tab)
@@ -248,3 +272,4 @@ def test_new_methods_render_with_their_settings(page, server):
     assert after[2] == before[2], "the guided map must not change when Layer-CAM's layers do"
     tab.screenshot(path=str(SHOTS / "compare_new_methods.png"), full_page=True)
     tab.close()
+

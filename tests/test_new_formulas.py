@@ -243,7 +243,11 @@ def test_a_fused_methods_negative_map_is_the_fused_negative_evidence():
     for method, params, fused in (
         ("zoomcam", {}, np.maximum(coarse, fine)),
         ("layercam", {"fusion": "mean"}, (coarse + fine) / 2),
-        ("layercam", {"fusion": "max", "gamma": 3.0}, np.maximum(up_2_to_4(np.tanh(3 * np.array([[0.5, 0.5], [0, 1]]))), np.tanh(3 * fine))),
+        (
+            "layercam",
+            {"fusion": "max", "gamma": 3.0},
+            np.maximum(up_2_to_4(np.tanh(3 * np.array([[0.5, 0.5], [0, 1]]))), np.tanh(3 * fine)),
+        ),
     ):
         raw = run(method, stack_inputs(negative_only), **params).raw
         np.testing.assert_allclose(raw.numpy(), -fused, rtol=1e-5, atol=1e-6)
@@ -330,7 +334,7 @@ def poly_inputs(*layers: LayerInputs) -> CamInputs:
 def test_polycam_refines_the_deepest_gradcam_map_by_the_finer_layers_activations():
     fine = LayerInputs("fine", POLY_FINE_A, torch.zeros_like(POLY_FINE_A))
     deep = LayerInputs("deep", POLY_DEEP_A, POLY_DEEP_G)
-    out = run("polycam", poly_inputs(fine, deep), base="gradcam")
+    out = run("polycam", poly_inputs(fine, deep), base="gradcam", masks="activations")
     np.testing.assert_allclose(out.weights.numpy(), [0.5])
     coarse = [[0.5, 1.0], [1.5, -0.5]]
     # Evidence for and against refined separately: up(ReLU(S))·N − up(ReLU(−S))·N
@@ -339,14 +343,15 @@ def test_polycam_refines_the_deepest_gradcam_map_by_the_finer_layers_activations
     np.testing.assert_allclose(out.raw.numpy(), up_2_to_4(coarse) * POLY_NORMALISED, rtol=1e-5, atol=1e-6)
     assert out.note == ""
     # Negated gradients flip the map: its negative part is refined alike.
-    flipped = run("polycam", poly_inputs(fine, LayerInputs("deep", POLY_DEEP_A, -POLY_DEEP_G)), base="gradcam")
+    flipped = run("polycam", poly_inputs(fine, LayerInputs("deep", POLY_DEEP_A, -POLY_DEEP_G)), base="gradcam",
+                  masks="activations")
     np.testing.assert_allclose(flipped.raw.numpy(), -out.raw.numpy(), atol=1e-6)
 
 
 def test_polycam_layercam_base_uses_positive_gradients_position_by_position():
     fine = LayerInputs("fine", POLY_FINE_A, torch.zeros_like(POLY_FINE_A))
     deep = LayerInputs("deep", COARSE_A, COARSE_G)
-    out = run("polycam", poly_inputs(fine, deep), base="layercam")
+    out = run("polycam", poly_inputs(fine, deep), base="layercam", masks="activations")
     assert out.weights is None
     # Σ ReLU(g)·A = [[0, 1], [0, −2]]
     np.testing.assert_allclose(out.raw.numpy(), up_2_to_4([[0, 1], [0, -2]]) * POLY_NORMALISED, rtol=1e-5, atol=1e-6)
@@ -357,8 +362,8 @@ def test_polycam_walks_coarse_to_fine_whatever_the_order_of_the_finer_layers():
     finest = LayerInputs("finest", torch.rand(3, 8, 8), torch.zeros(3, 8, 8))
     fine = LayerInputs("fine", POLY_FINE_A, torch.zeros_like(POLY_FINE_A))
     deep = LayerInputs("deep", POLY_DEEP_A, POLY_DEEP_G)
-    ordered = run("polycam", poly_inputs(finest, fine, deep), base="gradcam")
-    shuffled = run("polycam", poly_inputs(fine, finest, deep), base="gradcam")
+    ordered = run("polycam", poly_inputs(finest, fine, deep), base="gradcam", masks="activations")
+    shuffled = run("polycam", poly_inputs(fine, finest, deep), base="gradcam", masks="activations")
     assert ordered.raw.shape == (8, 8)
     np.testing.assert_allclose(shuffled.raw.numpy(), ordered.raw.numpy(), rtol=1e-6)
     by_hand = refine(torch.tensor([[0.5, 1.0], [1.5, -0.5]]), [POLY_FINE_A.clamp(min=0).sum(0),
@@ -408,3 +413,50 @@ def test_guidedgradcam_gates_the_guided_gradient_with_the_scaled_gradcam_map():
     np.testing.assert_allclose(out.rgb.numpy(), expected_rgb, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(out.raw.numpy(), np.abs(expected_rgb).max(axis=0), rtol=1e-5, atol=1e-7)
     assert float(out.raw[3, 3]) == 0.0 and float(out.raw[3, 0]) == pytest.approx(3.0)
+
+
+def test_polycam_layercam_masks_are_the_finer_layers_positive_gradient_maps():
+    # fine layer: Σ_k ReLU(g)·A, then ReLU. Channel 0 with gradient 1 keeps POLY_FINE_A[0]; channel 1 (negative
+    # activations, gradient 1) would subtract, so its gradient is 0 except at (0, 1) → + ReLU(1)·1 there.
+    gradients = torch.stack([torch.ones(4, 4), torch.zeros(4, 4)])
+    gradients[1, 0, 1] = 1.0
+    fine = LayerInputs("fine", POLY_FINE_A, gradients)
+    deep = LayerInputs("deep", POLY_DEEP_A, POLY_DEEP_G)
+    out = run("polycam", poly_inputs(fine, deep), base="gradcam", masks="layercam")
+    # Same F as Σ ReLU(A) here, so the same normalised mask as the activation masks.
+    np.testing.assert_allclose(out.raw.numpy(), up_2_to_4([[0.5, 1.0], [1.5, -0.5]]) * POLY_NORMALISED, rtol=1e-5,
+                               atol=1e-6)
+    # A negative gradient on channel 0 at (0, 1) drops its 3 there (ReLU of the gradient): F(0, 1) = 0·3 + 1·1 = 1,
+    # cell (0, 0) = [[1, 1], [0, 0]], mean 1/2.
+    gradients[0, 0, 1] = -1.0
+    out = run("polycam", poly_inputs(LayerInputs("fine", POLY_FINE_A, gradients), deep), base="gradcam",
+              masks="layercam")
+    normalised = POLY_NORMALISED.copy()
+    normalised[:2, :2] = [[2.0, 2.0], [0.0, 0.0]]
+    np.testing.assert_allclose(out.raw.numpy(), up_2_to_4([[0.5, 1.0], [1.5, -0.5]]) * normalised, rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_the_guided_copy_passes_only_positive_gradients_and_leaves_the_model_alone():
+    from cam_core.guided import GuidedActivation, guided_copy
+
+    # x → identity → ReLU(inplace) → [1, −1] → y.  Plain dy/dx = (1, −1); guided: the −1 reaching the ReLU is cut.
+    first, second = torch.nn.Linear(2, 2, bias=False), torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        first.weight.copy_(torch.eye(2))
+        second.weight.copy_(torch.tensor([[1.0, -1.0]]))
+    model = torch.nn.Sequential(first, torch.nn.ReLU(inplace=True), second)
+    guided = guided_copy(model)
+    assert guided.guided == 1 and isinstance(guided.module[1], GuidedActivation)
+    assert type(model[1]) is torch.nn.ReLU and model[1].inplace, "the original keeps its own ReLU"
+    x = torch.tensor([[1.0, 1.0]], requires_grad=True)
+    (plain,) = torch.autograd.grad(model(x.clone()).sum(), x)
+    (found,) = torch.autograd.grad(guided.module(x).sum(), x)
+    np.testing.assert_allclose(plain.numpy(), [[1.0, -1.0]])
+    np.testing.assert_allclose(found.numpy(), [[1.0, 0.0]])
+    # The forward rule still holds: where the ReLU's input is negative nothing passes, guided or not.
+    x = torch.tensor([[-1.0, 2.0]], requires_grad=True)
+    (found,) = torch.autograd.grad(guided.module(x).sum(), x)
+    np.testing.assert_allclose(found.numpy(), [[0.0, 0.0]])
+    assert not any(p.requires_grad for p in guided.module.parameters())
+    assert all(p.requires_grad for p in model.parameters()), "the original's parameters are not frozen by the copy"

@@ -186,7 +186,12 @@ def hirescam(inputs: CamInputs) -> MethodOutput:
         paper="Omeiza et al., Smooth Grad-CAM++: An Enhanced Inference Level Visualization Technique for Deep "
         "Convolutional Neural Network Models, 2019",
         strengths=("Steadier weights than Grad-CAM++ on the same image", "Any CNN, any layer"),
-        weaknesses=("n forward and backward passes", "Depends on the noise level and the random draw"),
+        weaknesses=(
+            "n forward and backward passes",
+            "Depends on the noise level and the random draw",
+            "Same as Grad-CAM++ at a layer followed only by pooling and a linear head (the gradient there does not "
+            "depend on the input): pick an inner layer",
+        ),
         params=(
             Param("samples", 8, "how many noisy copies are averaged", minimum=1, maximum=64),
             Param("sigma", 0.15, "noise standard deviation as a fraction of the input's value range",
@@ -228,7 +233,12 @@ def smoothgradcampp(inputs: CamInputs, samples: int, sigma: float, seed: int) ->
         paper="Sattarzadeh et al., Integrated Grad-CAM: Sensitivity-Aware Visual Explanation of Deep Convolutional "
         "Networks via Integrated Gradient-Based Scoring, ICASSP 2021",
         strengths=("Less affected by saturated gradients", "Credit relative to a meaningful baseline"),
-        weaknesses=("m forward and backward passes", "The map depends on the choice of baseline"),
+        weaknesses=(
+            "m forward and backward passes",
+            "The map depends on the choice of baseline",
+            "At a layer followed only by pooling and a linear head the gradient is constant, so the weights are "
+            "Grad-CAM's (only the baseline subtraction differs): pick an inner layer",
+        ),
         params=(
             Param("steps", 16, "points on the path from the blurred copy to the image", minimum=1, maximum=64),
             Param("blur", 12.0, "the baseline's Gaussian blur, in pixels of the model input", minimum=0.0,

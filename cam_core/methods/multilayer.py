@@ -28,7 +28,10 @@ def layer_stack(inputs: CamInputs) -> tuple[LayerInputs, ...]:
             "the activation. Because nothing is averaged over the channel, it stays meaningful at shallow, "
             "high-resolution layers where Grad-CAM's averages wash out. Given several layers, each layer's map is "
             "scaled to [0, 1], squashed with tanh(γ·) so that the weaker shallow maps still count, upsampled to the "
-            "finest layer and fused by taking the maximum (or, as pytorch-grad-cam does, the mean)."
+            "finest layer and fused by taking the maximum (or, as pytorch-grad-cam does, the mean). Where a layer's "
+            "activations can be negative (before a ReLU, or a transformer's norm) its map has evidence against the "
+            "class too; that part is scaled and fused on its own and subtracted, so it does not cancel the "
+            "evidence for."
         ),
         formula=r"L^c_l = \mathrm{ReLU}\Big(\sum_k \mathrm{ReLU}\big(\tfrac{\partial y^c}{\partial A^k_l}\big)"
         r" \odot A^k_l\Big) \qquad "
@@ -71,7 +74,8 @@ def layercam(inputs: CamInputs, fusion: str, gamma: float) -> MethodOutput:
             "Zoom-CAM keeps the full gradient × activation product at each position instead of averaging the "
             "gradient per channel (as HiRes-CAM does at one layer), computes that map at several depths, scales "
             "each to [0, 1], upsamples them to the finest layer and keeps the strongest evidence at each position. "
-            "Deep layers say which object, shallow layers where its edges are."
+            "Deep layers say which object, shallow layers where its edges are. Evidence against the class is fused "
+            "the same way on its own and subtracted."
         ),
         formula=r"L^c_l = \mathrm{ReLU}\Big(\sum_k \frac{\partial y^c}{\partial A^k_l}\odot A^k_l\Big) \qquad "
         r"L^c = \max_l\ \mathrm{up}\big(\hat L^c_l\big)",
@@ -116,18 +120,26 @@ def refine(coarse: torch.Tensor, masks: list[torch.Tensor]) -> torch.Tensor:
         explanation=(
             "Poly-CAM starts from an ordinary class map at the deepest layer, which knows what the object is but "
             "only on a coarse grid. It then walks back to shallower, finer layers. At each one it upsamples the "
-            "current map and multiplies it by that layer's activation, summed over channels and normalised within "
-            "each cell of the coarser grid so that the cell keeps its average. The class evidence of a coarse cell "
-            "is thus only redistributed inside the cell, towards the pixels the finer layer responds to: the map "
-            "gets sharper without borrowing class-agnostic edges from elsewhere."
+            "current map and multiplies it by a mask of that layer, normalised within each cell of the coarser grid "
+            "so that the cell keeps its average. The class evidence of a coarse cell is thus only redistributed "
+            "inside the cell, towards the pixels the finer layer points at: the map gets sharper without borrowing "
+            "evidence from elsewhere. The mask is the layer's Layer-CAM map (positive gradient × activation, so it "
+            "is about the class, as in the paper), or its activations summed over channels, which are class-agnostic "
+            "and, in networks with zero padding, brightest along the image border. Evidence against the class is "
+            "refined the same way and subtracted."
         ),
-        formula=r"S_L = \mathrm{Grad\text{-}CAM}_L \qquad F_l = \sum_k \mathrm{ReLU}(A^k_l) \qquad "
-        r"S_l = \mathrm{up}(S_{l+1}) \odot \frac{F_l}{\mathrm{up}\big(\mathrm{avgpool}_{S_{l+1}}(F_l)\big)}"
-        r"\qquad (\text{or } F_l = \sum_k \mathrm{ReLU}(\partial y^c/\partial A^k_l)\odot A^k_l)",
+        formula=r"S_L = \mathrm{Grad\text{-}CAM}_L \qquad "
+        r"F_l = \mathrm{ReLU}\Big(\sum_k \mathrm{ReLU}\big(\tfrac{\partial y^c}{\partial A^k_l}\big)\odot A^k_l\Big)"
+        r" \qquad S_l = \mathrm{up}(S_{l+1}) \odot \frac{F_l}{\mathrm{up}\big(\mathrm{avgpool}_{S_{l+1}}(F_l)\big)}"
+        r"\qquad (\text{or } F_l = \sum_k \mathrm{ReLU}(A^k_l))",
         paper="Englebienne et al., Backward recursive Class Activation Map refinement for high resolution saliency "
         "map, ICPR 2022",
         strengths=("High-resolution maps that stay class-specific", "No extra passes beyond the layers' gradients"),
-        weaknesses=("Needs layers of increasing resolution", "Inherits the deepest map's mistakes"),
+        weaknesses=(
+            "Needs layers of increasing resolution",
+            "Inherits the deepest map's mistakes",
+            "Speckled: shallow layers' gradients are noisy",
+        ),
         params=(
             Param(
                 "base",
@@ -137,10 +149,10 @@ def refine(coarse: torch.Tensor, masks: list[torch.Tensor]) -> torch.Tensor:
             ),
             Param(
                 "masks",
-                "activations",
-                "what refines the map at each finer layer: its activations summed over channels, or its "
-                "Layer-CAM map (positive gradient × activation, class-specific)",
-                choices=("activations", "layercam"),
+                "layercam",
+                "what refines the map at each finer layer: its Layer-CAM map (positive gradient × activation, "
+                "class-specific), or its activations summed over channels (class-agnostic, bright at the border)",
+                choices=("layercam", "activations"),
             ),
         ),
         multi_layer=True,

@@ -1,0 +1,370 @@
+"""Smooth Grad-CAM++, Integrated Grad-CAM, multi-layer Layer-CAM, Zoom-CAM, Poly-CAM and the guided methods on the
+embedded MobileNetV2 and real photos: maps on the object, cheap class switches, clear errors, a shared model that the
+guided copy never touches, and Poly-CAM's sharper maps."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cam_core import CamError, Explainer
+from cam_core.analysis import Analysis
+from cam_core.images import image_key, load_image, to_input
+from cam_core.maps import saliency_map
+from cam_core.methods.common import min_max, upsample
+from cam_core.methods.multilayer import refine
+
+from .conftest import peak
+
+NEW_METHODS = ("smoothgradcampp", "intgradcam", "layercam", "zoomcam", "polycam", "guidedbackprop", "guidedgradcam")
+EGYPTIAN_CAT, TABBY, TIGER_CAT = 285, 281, 282
+CAT_FAMILY = {281, 282, 283, 284, 285, 287}
+PYRAMID_SIZE = (56, 56)
+
+
+def fresh_analysis(explainer: Explainer, image) -> Analysis:
+    """An Analysis of image that no other test has touched (the explainer's cache is bypassed)."""
+    picture = load_image(image)
+    return Analysis(explainer, picture, image_key(picture), to_input(picture, explainer.spec.preprocessing))
+
+
+def cat_on_canvas(chelsea: Image.Image) -> tuple[Image.Image, tuple[int, int, int, int]]:
+    """chelsea pasted on the right of a plain grey canvas twice its width: the image and the cat's box (top, bottom,
+    left, right), as in test_behaviour.py."""
+    canvas = Image.new("RGB", (chelsea.width * 2 + 40, chelsea.height + 80), (128, 128, 128))
+    left = chelsea.width + 20
+    canvas.paste(chelsea, (left, 40))
+    return canvas, (40, 40 + chelsea.height, left, left + chelsea.width)
+
+
+def concentration(saliency: np.ndarray, share: float = 0.5) -> float:
+    """The fraction of pixels that hold `share` of the map's total mass (largest values first): smaller = sharper."""
+    values = np.sort(np.asarray(saliency, dtype=np.float64).ravel())[::-1]
+    cumulative = np.cumsum(values)
+    return float((np.searchsorted(cumulative, share * cumulative[-1]) + 1) / values.size)
+
+
+# ------------------------------------------------------------------------------------------- maps on the object
+
+VARIANTS = [
+    ("smoothgradcampp", {}),
+    ("smoothgradcampp", {"samples": 4, "sigma": 0.3, "seed": 5}),
+    ("intgradcam", {}),
+    ("intgradcam", {"steps": 4, "blur": 4.0}),
+    ("layercam", {}),
+    ("layercam", {"layers": "pyramid"}),
+    ("layercam", {"layers": "pyramid", "fusion": "mean"}),
+    ("zoomcam", {}),
+    ("polycam", {}),
+    ("polycam", {"base": "layercam"}),
+    ("guidedbackprop", {}),
+    ("guidedgradcam", {}),
+]
+
+
+@pytest.fixture(scope="module")
+def canvas_analysis(mobilenet, chelsea):
+    canvas, box = cat_on_canvas(chelsea)
+    analysis = mobilenet.analyze(canvas)
+    assert analysis.top_k(1)[0][0] in CAT_FAMILY
+    return analysis, box
+
+
+@pytest.mark.parametrize(("method", "params"), VARIANTS, ids=[f"{m}-{'-'.join(p) or 'default'}" for m, p in VARIANTS])
+def test_the_egyptian_cats_map_peaks_on_the_cat(canvas_analysis, mobilenet, method, params):
+    analysis, (top, bottom, left, right) = canvas_analysis
+    params = dict(params)
+    if params.get("layers") == "pyramid":
+        params["layers"] = mobilenet.model.pyramid()
+    result = analysis.cam(method, target=EGYPTIAN_CAT, **params)
+    assert result.target == EGYPTIAN_CAT and result.label == "Egyptian cat"
+    row, column = peak(result.saliency)
+    assert top <= row < bottom and left <= column < right, (method, params, (row, column))
+    inside = result.saliency[top:bottom, left:right].sum() / result.saliency.sum()
+    assert inside > 0.6, f"{method} {params}: only {inside:.2f} of the map's mass is on the cat"
+
+
+@pytest.mark.parametrize("method", NEW_METHODS)
+def test_chelseas_own_map_peaks_on_the_cat_not_the_border(mobilenet, chelsea, method):
+    result = mobilenet.analyze(chelsea).cam(method, target=EGYPTIAN_CAT)
+    row, column = peak(result.saliency)
+    height, width = result.saliency.shape
+    assert (height, width) == (chelsea.height, chelsea.width)
+    assert 0.15 * height < row < 0.95 * height and 0.2 * width < column < 0.8 * width, (method, (row, column))
+    assert np.isfinite(result.raw).all() and result.note == ""
+
+
+# ------------------------------------------------------------------------------------------ seeds and switches
+
+
+def test_smoothgradcampp_same_seed_same_map_other_seed_other_map(mobilenet, chelsea):
+    # features.17 is followed by a ReLU6 block, so its gradient depends on the (noisy) input; at features.18 it
+    # would not (see the next test).
+    params = {"layer": "features.17", "samples": 4, "sigma": 0.2}
+    first = fresh_analysis(mobilenet, chelsea).cam("smoothgradcampp", seed=11, **params)
+    again = fresh_analysis(mobilenet, chelsea).cam("smoothgradcampp", seed=11, **params)
+    other = fresh_analysis(mobilenet, chelsea).cam("smoothgradcampp", seed=12, **params)
+    np.testing.assert_array_equal(first.raw, again.raw)
+    np.testing.assert_array_equal(first.weights, again.weights)
+    assert np.abs(first.raw - other.raw).max() > 1e-3 * np.abs(first.raw).max()
+    # Noise changes the weights but not what the map is about.
+    assert np.corrcoef(first.raw.ravel(), other.raw.ravel())[0, 1] > 0.8
+
+
+def test_before_a_gap_linear_head_the_path_methods_reduce_to_their_one_pass_forms(mobilenet, chelsea):
+    """At features.18 the gradient is W[c]/49 whatever the input, so averaging it over noisy copies or along a path
+    changes nothing: Smooth Grad-CAM++ is Grad-CAM++, and Integrated Grad-CAM's weights are Grad-CAM's."""
+    analysis = mobilenet.analyze(chelsea)
+    smooth = analysis.cam("smoothgradcampp", samples=3, sigma=0.3, seed=2)
+    plain = analysis.cam("gradcampp")
+    np.testing.assert_allclose(smooth.weights, plain.weights, rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(smooth.raw, plain.raw, rtol=1e-4, atol=1e-5)
+    integrated = analysis.cam("intgradcam", steps=3)
+    np.testing.assert_allclose(integrated.weights, analysis.cam("gradcam").weights, rtol=1e-4, atol=1e-9)
+    # … but its map weighs the change from the blurred baseline, not the activations themselves.
+    assert np.corrcoef(integrated.raw.ravel(), analysis.cam("gradcam").raw.ravel())[0, 1] < 0.99
+
+
+@contextlib.contextmanager
+def count_forward_passes(*modules: torch.nn.Module):
+    calls = []
+    handles = [module.register_forward_hook(lambda *_: calls.append(1)) for module in modules]
+    try:
+        yield calls
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@pytest.mark.parametrize("method", NEW_METHODS)
+def test_a_class_switch_runs_no_forward_pass(mobilenet, chelsea, method):
+    """A class switch reuses every cached pass (only backwards run); its speed is measured in bench/new_methods.py,
+    not here, where other processes share the CPU."""
+    analysis = fresh_analysis(mobilenet, chelsea)
+    params = {"samples": 8} if method == "smoothgradcampp" else {}
+    first = analysis.cam(method, **params)
+    assert first.target == EGYPTIAN_CAT
+    paths, layers, guided = dict(analysis._paths), dict(analysis._layers), analysis._guided
+    modules = [mobilenet.model.module] + ([mobilenet.guided_model().module] if guided is not None else [])
+    with count_forward_passes(*modules) as passes:
+        for target in (TABBY, TIGER_CAT):
+            switched = analysis.cam(method, target=target, **params)
+            assert switched.target == target
+            assert not np.array_equal(switched.raw, first.raw), "the map of another class must be computed anew"
+    assert passes == [], f"{method}: a class switch ran {len(passes)} forward passes"
+    assert analysis._paths == paths and all(analysis._paths[k] is v for k, v in paths.items())
+    assert analysis._layers == layers and analysis._guided is guided
+    if method in ("smoothgradcampp", "intgradcam"):
+        assert len(analysis._paths) == 1
+    if method in ("guidedbackprop", "guidedgradcam"):
+        assert guided is not None and len(guided.gradients) == 3
+
+
+# ------------------------------------------------------------------------------------------------------ errors
+
+
+def test_guided_methods_have_no_negative_map(mobilenet, chelsea):
+    analysis = mobilenet.analyze(chelsea)
+    for method in ("guidedbackprop", "guidedgradcam"):
+        with pytest.raises(CamError, match="no negative map"):
+            analysis.cam(method, sign="negative")
+    # The signed methods still give one.
+    assert analysis.cam("zoomcam", sign="negative").sign == "negative"
+
+
+def test_layers_are_checked(mobilenet, chelsea):
+    analysis = mobilenet.analyze(chelsea)
+    with pytest.raises(CamError, match="Grad-CAM works on one layer"):
+        analysis.cam("gradcam", layers=["features.14", "features.18"])
+    with pytest.raises(CamError, match="layers must be different"):
+        analysis.cam("layercam", layers=["features.14", "features.18", "features.14"])
+    with pytest.raises(CamError, match=r"no layer 'features\.99'.*did you mean"):
+        analysis.cam("zoomcam", layers=["features.14", "features.99"])
+    # One layer in layers= is the same as layer=.
+    one = analysis.cam("gradcam", layers=["features.14"])
+    np.testing.assert_array_equal(one.raw, analysis.cam("gradcam", layer="features.14").raw)
+    assert one.layers == ("features.14",) and one.layer == "features.14"
+
+
+# -------------------------------------------------------------------------------------------- multi-layer maps
+
+
+@pytest.mark.parametrize("method", ["zoomcam", "polycam"])
+def test_pyramid_methods_default_to_the_pyramid(mobilenet, chelsea, method):
+    pyramid = mobilenet.model.pyramid()
+    assert len(pyramid) >= 3 and pyramid[-1] == mobilenet.default_layer
+    result = mobilenet.analyze(chelsea).cam(method)
+    assert result.layers == tuple(pyramid)
+    assert result.layer == mobilenet.default_layer
+    assert result.raw.shape == PYRAMID_SIZE
+    assert result.saliency.shape == (chelsea.height, chelsea.width)
+
+
+def test_layercam_fuses_only_when_given_layers(mobilenet, chelsea):
+    analysis = mobilenet.analyze(chelsea)
+    single = analysis.cam("layercam")
+    assert single.raw.shape == (7, 7) and single.layers == ("features.18",)
+    fused = analysis.cam("layercam", layers=mobilenet.model.pyramid())
+    assert fused.raw.shape == PYRAMID_SIZE and fused.layers == tuple(mobilenet.model.pyramid())
+    # Fused maps are differences of [0, 1] maps.
+    assert -1.0 - 1e-6 <= fused.raw.min() and fused.raw.max() <= 1.0 + 1e-6 and fused.raw.max() > 0.5
+
+
+def test_polycam_with_the_deepest_layer_alone_is_gradcam(mobilenet, chelsea):
+    analysis = mobilenet.analyze(chelsea)
+    alone = analysis.cam("polycam", layers=["features.18"])
+    assert "nothing to refine" in alone.note
+    np.testing.assert_allclose(alone.raw, analysis.cam("gradcam").raw, rtol=1e-5, atol=1e-7)
+
+
+IMAGES = ["chelsea", "coffee", "dog_photo"]
+
+
+@pytest.fixture(scope="module")
+def sharpness(mobilenet, request):
+    """Concentration (fraction of pixels holding half the mass) of Grad-CAM, of Grad-CAM upsampled through the
+    pyramid's sizes with nothing refining it, and of Poly-CAM with each kind of mask, per image (top-1 class)."""
+    found = {}
+    for name in IMAGES:
+        analysis = mobilenet.analyze(request.getfixturevalue(name))
+        gradcam = analysis.cam("gradcam")
+        sizes = [tuple(analysis.activations(layer).shape[1:]) for layer in mobilenet.model.pyramid()[:-1]]
+        flat = refine(torch.from_numpy(gradcam.raw).clamp(min=0), [torch.ones(size) for size in sorted(sizes)])
+        row = {
+            "gradcam": concentration(gradcam.saliency),
+            "cascade": concentration(saliency_map(flat, analysis.size)[0]),
+        }
+        for masks in ("activations", "layercam"):
+            row[masks] = concentration(analysis.cam("polycam", masks=masks).saliency)
+        found[name] = row
+        print(f"\n{name} ({analysis.top_k(1)[0][1]}): fraction of pixels holding 50% of the mass: "
+              + ", ".join(f"{key} {value:.4f}" for key, value in row.items()))
+    return found
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_polycam_with_class_specific_masks_is_sharper_than_gradcam(sharpness, name):
+    row = sharpness[name]
+    assert row["layercam"] < row["gradcam"], row
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_polycam_refinement_concentrates_the_upsampled_map(sharpness, name):
+    """The activation masks move each cell's evidence to where the finer layer responds, so Poly-CAM is sharper than
+    the same map upsampled through the same sizes with nothing refining it."""
+    row = sharpness[name]
+    assert row["activations"] < row["cascade"], row
+
+
+# ------------------------------------------------------------------------------------------- guided methods
+
+
+def test_guidedgradcam_is_guided_backprop_gated_by_the_gradcam_map(mobilenet, chelsea):
+    analysis = mobilenet.analyze(chelsea)
+    guided = analysis.cam("guidedbackprop", target=TABBY)
+    gated = analysis.cam("guidedgradcam", target=TABBY)
+    gradcam = analysis.cam("gradcam", target=TABBY)
+    assert guided.rgb.shape == gated.rgb.shape == (3, 224, 224)
+    gate = min_max(upsample(torch.from_numpy(gradcam.raw).clamp(min=0), (224, 224))).numpy()
+    np.testing.assert_allclose(gated.rgb, guided.rgb * gate, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(guided.raw, np.abs(guided.rgb).max(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(gated.weights, gradcam.weights, rtol=1e-6)
+
+
+def test_intgradcam_with_an_unblurred_baseline_is_blank(mobilenet, chelsea):
+    analysis = mobilenet.analyze(chelsea)
+    usual = analysis.cam("intgradcam", steps=2)
+    unblurred = analysis.cam("intgradcam", steps=2, blur=0.0)
+    assert np.abs(unblurred.raw).max() < 1e-3 * np.abs(usual.raw).max()
+
+
+def module_state(model: torch.nn.Module) -> dict:
+    return {
+        "tensors": {name: tensor.detach().clone() for name, tensor in model.state_dict().items()},
+        "types": [(name, type(module)) for name, module in model.named_modules()],
+        "inplace": [(name, module.inplace) for name, module in model.named_modules() if hasattr(module, "inplace")],
+        "requires_grad": [parameter.requires_grad for parameter in model.parameters()],
+    }
+
+
+def bits(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.reshape(-1).view(torch.uint8)
+
+
+def hook_counts(model: torch.nn.Module) -> dict[str, int]:
+    kinds = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+    return {
+        f"{name or 'model'}.{kind}": len(getattr(module, kind))
+        for name, module in model.named_modules()
+        for kind in kinds
+        if len(getattr(module, kind))
+    }
+
+
+def global_hooks() -> tuple[int, ...]:
+    from torch.nn.modules import module
+
+    return tuple(
+        len(getattr(module, name))
+        for name in ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
+                     "_global_backward_pre_hooks")
+    )
+
+
+@pytest.fixture(scope="module")
+def random_resnet18():
+    torch.manual_seed(4)
+    return Explainer("resnet18", weights="random")
+
+
+@pytest.mark.parametrize("model", ["mobilenet_v2", "resnet18"])
+def test_the_guided_copy_leaves_the_shared_model_untouched(model, chelsea, coffee, random_resnet18):
+    explainer = random_resnet18 if model == "resnet18" else Explainer("mobilenet_v2")
+    shared = explainer.model.module
+    before, globals_before = module_state(shared), global_hooks()
+    if model == "resnet18":
+        assert any(inplace for _, inplace in before["inplace"]), "torchvision's ResNet uses ReLU(inplace=True)"
+    analysis = explainer.analyze(chelsea)
+    logits = analysis.logits.clone()
+    for target in (None, TABBY):
+        analysis.cam("guidedbackprop", target=target)
+        analysis.cam("guidedgradcam", target=target)
+    explainer.analyze(coffee).cam("guidedgradcam")
+    analysis.cam("gradcam")
+    after = module_state(shared)
+    assert after["types"] == before["types"]
+    assert after["inplace"] == before["inplace"]
+    assert after["requires_grad"] == before["requires_grad"]
+    assert after["tensors"].keys() == before["tensors"].keys()
+    for name, tensor in before["tensors"].items():
+        assert torch.equal(bits(after["tensors"][name]), bits(tensor)), name
+    assert hook_counts(shared) == {}
+    assert global_hooks() == globals_before
+    copy = explainer.guided_model()
+    assert copy.module is not shared and copy.guided > 0
+    assert not set(copy.parameter_storages) & {t.untyped_storage().data_ptr() for t in shared.state_dict().values()}
+    # The shared model still computes what it did.
+    with torch.no_grad():
+        np.testing.assert_allclose(shared(analysis.input)[0].numpy(), logits.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_guided_gradients_on_a_relu_inplace_network_differ_from_the_plain_gradient(random_resnet18, chelsea):
+    analysis = random_resnet18.analyze(chelsea)
+    result = analysis.cam("guidedbackprop")
+    guided = analysis.guided_gradients(result.target).numpy()
+    assert np.isfinite(guided).all() and np.abs(guided).max() > 0
+    assert result.note == ""
+    assert random_resnet18.guided_model().guided == 9  # the stem's ReLU and one (reused) ReLU per basic block
+    found = random_resnet18.input_gradients(analysis.input, guided=False)
+    (plain,) = torch.autograd.grad(found.logits[0, result.target], found.input)
+    plain = plain[0].numpy()
+    assert np.isfinite(plain).all() and np.abs(plain).max() > 0
+    difference = np.linalg.norm(guided - plain) / np.linalg.norm(plain)
+    assert difference > 0.1, difference
+    plain_map, guided_map = np.abs(plain).max(axis=0), np.abs(guided).max(axis=0)
+    assert np.corrcoef(plain_map.ravel(), guided_map.ravel())[0, 1] < 0.95
+    np.testing.assert_allclose(result.raw, guided_map, rtol=1e-6)
