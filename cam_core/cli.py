@@ -1,4 +1,5 @@
-"""python -m cam_core: list models and methods, explain an image into .npz (and an overlay PNG)."""
+"""python -m cam_core: list models and methods, explain an image into .npz (and an overlay PNG), score methods
+over a folder of images into a CSV."""
 
 from __future__ import annotations
 
@@ -39,6 +40,25 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--png", help="also write the overlay as a PNG")
     explain.add_argument("--alpha", type=float, default=0.5, help="opacity of the map in the PNG")
     explain.add_argument("--colormap", default="jet")
+    evaluate = commands.add_parser(
+        "evaluate", help="score methods' maps on every image of a folder (deletion, insertion, drop) into a CSV"
+    )
+    evaluate.add_argument("folder", metavar="DIR", help="a folder of images (searched recursively)")
+    evaluate.add_argument("--model", default="mobilenet_v2", metavar="NAME", help="a model name from models.yaml")
+    evaluate.add_argument("--methods", default="gradcam", metavar="ID,ID", help="method ids (see `methods`)")
+    evaluate.add_argument("--out", required=True, metavar="CSV", help="the CSV to write; its rows are not redone")
+    evaluate.add_argument("--labels", metavar="CSV", help="file,label rows (class index or name); default: top-1")
+    evaluate.add_argument("--steps", type=int, default=20, metavar="N", help="steps of the deletion/insertion curves")
+    evaluate.add_argument("--baseline", default="blur", choices=("blur", "zero"), help="what removed pixels become")
+    evaluate.add_argument("--ray", action="store_true", help="one Ray task per image (also when RAY_ADDRESS is set)")
+    evaluate.add_argument("--address", metavar="ADDR", help="a Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
+    evaluate.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="torch threads per image, here and in each Ray task (default: this process's; the same count gives "
+        "the same bits)",
+    )
     return parser
 
 
@@ -100,6 +120,58 @@ def _explain(args: argparse.Namespace) -> None:
     )
 
 
+def _evaluate(args: argparse.Namespace) -> None:
+    from .batch import evaluate_folder
+
+    methods = [method.strip() for method in args.methods.split(",") if method.strip()]
+    bar = _ProgressLine()
+    try:
+        summary = evaluate_folder(
+            args.folder,
+            args.model,
+            methods,
+            args.out,
+            labels_csv=args.labels,
+            steps=args.steps,
+            baseline=args.baseline,
+            use_ray=args.ray,
+            address=args.address,
+            threads=args.threads,
+            progress=bar,
+        )
+    except KeyboardInterrupt:
+        bar.end()
+        sys.stderr.write(f"interrupted: the rows written so far stay in {args.out}; run again to resume\n")
+        raise SystemExit(130) from None
+    finally:
+        bar.end()
+    print(summary.table())
+    sys.stderr.write(
+        f"{summary.evaluated} images evaluated, {summary.resumed} already in {summary.out}, "
+        f"in {summary.seconds:.1f} s\n"
+    )
+
+
+class _ProgressLine:
+    """A progress bar on one updating stderr line: `[ 3/10] 30% cat.jpg`."""
+
+    def __init__(self) -> None:
+        self.width = 0
+
+    def __call__(self, done: int, total: int, name: str) -> None:
+        digits = len(str(total))
+        line = f"[{done:>{digits}}/{total}] {100 * done / total:.0f}% {name}"
+        sys.stderr.write("\r" + line.ljust(self.width))
+        sys.stderr.flush()
+        self.width = len(line)
+
+    def end(self) -> None:
+        """Move past the bar, if one was drawn."""
+        if self.width:
+            sys.stderr.write("\n")
+            self.width = 0
+
+
 def _parse_params(card, pairs: list[str]) -> dict[str, object]:
     """NAME=VALUE pairs typed after the parameter's default (numbers, true/false, or text)."""
     known = {param.name: param for param in card.params}
@@ -141,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
             _methods()
         elif args.command == "examples":
             _examples()
+        elif args.command == "evaluate":
+            _evaluate(args)
         else:
             _explain(args)
     except CamError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 from pathlib import Path
@@ -16,7 +17,7 @@ from .hooks import InputPass, LayerPass, input_pass, run_with_layers
 from .images import ImageInput, image_key, load_image, to_input
 from .inference import Progress, chunks, inference_copy
 from .layouts import Layout, layout_for
-from .models import ModelSpec, get_spec, load_model
+from .models import LoadedModel, ModelSpec, get_spec, load_model, resolve_head
 
 DEFAULT_CACHE_BYTES = 1 << 30
 
@@ -45,9 +46,13 @@ class Explainer:
         cache_bytes: int | None = None,
         models_file: str | os.PathLike | None = None,
     ):
-        self.spec: ModelSpec = get_spec(name, Path(models_file) if models_file else None)
-        self.model = load_model(self.spec, weights)
-        self.cache: ByteLRU[Analysis] = ByteLRU(_cache_bytes_from_env() if cache_bytes is None else cache_bytes)
+        spec = get_spec(name, Path(models_file) if models_file else None)
+        self._setup(load_model(spec, weights), _cache_bytes_from_env() if cache_bytes is None else cache_bytes)
+
+    def _setup(self, model: LoadedModel, cache_bytes: int) -> None:
+        self.spec: ModelSpec = model.spec
+        self.model = model
+        self.cache: ByteLRU[Analysis] = ByteLRU(cache_bytes)
         self._pass_lock = threading.Lock()
         self._fast_lock = threading.Lock()
         self._fast: torch.nn.Module | None = None
@@ -57,6 +62,22 @@ class Explainer:
         module = self.model.module
         tensors = [*module.parameters(), *module.buffers()]
         self._parameter_storages = frozenset(t.untyped_storage().data_ptr() for t in tensors)
+
+    def module_copy(self) -> torch.nn.Module:
+        """A deep copy of the shared network, taken between passes (so no other call's hooks come along)."""
+        with self._pass_lock:
+            return copy.deepcopy(self.model.module)
+
+    def with_module(self, module: torch.nn.Module, weights_source: str) -> Explainer:
+        """An Explainer of the same models.yaml entry whose network is module (a changed copy of this one's, such as
+        a randomised one), with its own cache and private copies; this Explainer is left as it is."""
+        other = Explainer.__new__(Explainer)
+        module.eval()
+        for parameter in module.parameters():
+            parameter.requires_grad_(False)
+        loaded = LoadedModel(self.spec, module, self.labels, resolve_head(self.spec, module), weights_source)
+        other._setup(loaded, self.cache.max_bytes)
+        return other
 
     @property
     def name(self) -> str:

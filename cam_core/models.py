@@ -277,7 +277,7 @@ def _check_timm_weights_reachable(architecture: str) -> None:
         raise ConnectionError(f"{host} cannot be reached and the weights are not cached") from exc
 
 
-def _resolve_head(spec: ModelSpec, module: nn.Module) -> Head:
+def resolve_head(spec: ModelSpec, module: nn.Module) -> Head:
     modules = dict(module.named_modules())
     steps = []
     for step in spec.head:
@@ -319,7 +319,7 @@ def load_model(spec: ModelSpec, weights: str | os.PathLike | None = None) -> Loa
     module.eval()
     for parameter in module.parameters():
         parameter.requires_grad_(False)
-    loaded = LoadedModel(spec, module, label_set(spec.labels), _resolve_head(spec, module), source)
+    loaded = LoadedModel(spec, module, label_set(spec.labels), resolve_head(spec, module), source)
     for name in (spec.target_layer, *spec.layers, *spec.pyramid):
         loaded.layer(name)
     return loaded

@@ -168,6 +168,7 @@ PAGES = (
     ("pages/compare.py", "Compare methods", ":material/grid_view:"),
     ("pages/channels.py", "Channels", ":material/layers:"),
     ("pages/clusters.py", "Clusters", ":material/scatter_plot:"),
+    ("pages/evaluate.py", "Evaluate", ":material/analytics:"),
 )
 
 

@@ -155,8 +155,10 @@ def test_a_model_that_cannot_load_is_a_message_on_every_page(tmp_path, monkeypat
     app.run()
     assert not app.exception
     assert app.error and "mobilenet_v2" in app.error[0].value and "resnet18" in app.error[0].value
-    go(app, "compare")
-    assert app.error and "needs its pretrained weights" in app.error[0].value
+    for page in ("compare", "evaluate"):
+        go(app, page)
+        assert not app.exception
+        assert app.error and "needs its pretrained weights" in app.error[0].value
     app.selectbox(key="model_choice").set_value("efficientnet_lite0")
     app.run()
     assert not app.error
