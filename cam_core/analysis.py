@@ -123,10 +123,13 @@ class Analysis:
         with self._lock:
             parts = [*self._layers.values(), *self._clusters.values(), *self._mask_scores.values(),
                      *self._ablations.values(), *self._paths.values(), *([self._guided] if self._guided else [])]
-            return self.input.numel() * 4 + sum(part.nbytes for part in parts)
+            picture = self.image.width * self.image.height * len(self.image.getbands())
+            return picture + self.input.numel() * 4 + sum(part.nbytes for part in parts)
 
     def top_k(self, k: int = 5) -> list[tuple[int, str, float]]:
         """The k most probable classes as (class index, label, probability)."""
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise CamError(f"k must be a whole number between 1 and {self.logits.numel()}, not {k!r}")
         k = max(1, min(int(k), self.logits.numel()))
         probs, indices = torch.topk(self.probabilities, k)
         labels = self.explainer.labels
@@ -313,8 +316,17 @@ class Analysis:
             raise CamError(f"{card.name} has no negative map: its map is a magnitude, not signed evidence")
         stack = self._stack_layers(card, layer, layers)
         layer = stack[-1]
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise CamError(f"batch_size must be a whole number of at least 1, not {batch_size!r}")
         target = self.target(target)
         state = self._layer(layer)
+        groups = params.get("groups")
+        if groups is not None and groups > state.values.shape[0]:
+            low = next(p.minimum for p in card.params if p.name == "groups")
+            raise CamError(
+                f"{card.id}: groups must be between {low:g} and the {state.values.shape[0]} channels of {layer}, "
+                f"not {groups}"
+            )
         needs = card.needs
         guided = "guided_gradients" in needs
         inputs = CamInputs(
@@ -348,6 +360,9 @@ class Analysis:
             layers = list(layers)
         elif layers is not None:
             layers = [layers]
+        for name in [*(layers or []), *([] if layer is None else [layer])]:
+            if not isinstance(name, str):
+                raise CamError(f"a layer is given by its name, such as {self.explainer.default_layer}, not {name!r}")
         if layers:
             if not card.multi_layer and len(layers) > 1:
                 raise CamError(f"{card.name} works on one layer; give layer= instead of {len(layers)} layers")

@@ -24,6 +24,10 @@ class MapScores:
     confidence: Confidence
     seconds: float
 
+    @property
+    def nbytes(self) -> int:
+        return self.deletion.nbytes + self.insertion.nbytes
+
 
 def score_map(
     analysis: Analysis,

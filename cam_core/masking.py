@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-import torchvision.transforms.functional as TF
 
 from .errors import CamError
+from .paths import blurred
 
 BASELINES = ("zeros", "blur")
+BLUR_SIGMA = 10.0
 
 
 def normalized_masks(
@@ -30,13 +31,13 @@ def normalized_masks(
     return masks, constant
 
 
-def baseline_input(model_input: torch.Tensor, baseline: str, sigma: float = 10.0) -> torch.Tensor:
-    """The input with no evidence left in it: zeros (the normalisation's mean colour) or a strong Gaussian blur."""
+def baseline_input(model_input: torch.Tensor, baseline: str, sigma: float = BLUR_SIGMA) -> torch.Tensor:
+    """The input with no evidence left in it: zeros (the normalisation's mean colour, mid-grey for inputs in
+    [-1, 1]) or a strong Gaussian blur."""
     if baseline == "zeros":
         return torch.zeros_like(model_input)
     if baseline == "blur":
-        kernel = int(2 * round(3 * sigma) + 1)
-        return TF.gaussian_blur(model_input, [kernel, kernel], [sigma, sigma])
+        return blurred(model_input, sigma)
     raise CamError(f"baseline must be one of {', '.join(BASELINES)}, not {baseline!r}")
 
 

@@ -15,12 +15,11 @@ import torch.nn.functional as F
 
 from .errors import CamError
 from .inference import chunks
-from .paths import blurred
+from .masking import baseline_input as masking_baseline
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 BASELINES = ("blur", "zero")
 KINDS = ("deletion", "insertion")
-BLUR_SIGMA = 10.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +55,10 @@ class Curve:
         insertion."""
         widths = np.diff(self.fractions)
         return float(np.sum(widths * (self.scores[1:] + self.scores[:-1]) / 2))
+
+    @property
+    def nbytes(self) -> int:
+        return self.fractions.nbytes + self.scores.nbytes
 
 
 def probabilities(model: Model, inputs: torch.Tensor, target: int, batch_size: int = 16) -> np.ndarray:
@@ -100,13 +103,11 @@ def increase_in_confidence(changes: Sequence[Confidence]) -> float:
 
 
 def baseline_input(model_input: torch.Tensor, baseline: str) -> torch.Tensor:
-    """What removed pixels become: a heavily blurred copy of the input, or the zero input (the dataset's mean colour
-    after mean/std normalisation, mid-grey for inputs in [-1, 1])."""
-    if baseline == "blur":
-        return blurred(model_input, BLUR_SIGMA)
-    if baseline == "zero":
-        return torch.zeros_like(model_input)
-    raise CamError(f"baseline must be one of {', '.join(BASELINES)}, not {baseline!r}")
+    """What removed pixels become: the masked-input methods' baselines, a heavily blurred copy of the input or the
+    zero input."""
+    if baseline not in BASELINES:
+        raise CamError(f"baseline must be one of {', '.join(BASELINES)}, not {baseline!r}")
+    return masking_baseline(model_input, "zeros" if baseline == "zero" else "blur")
 
 
 def saliency_curve(

@@ -54,8 +54,9 @@ def path_inputs(model_input: torch.Tensor, spec: PathSpec) -> torch.Tensor:
 
 
 def blurred(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """image with a Gaussian blur of standard deviation sigma pixels (kernel ±3σ, reflected at the borders)."""
-    if sigma <= 0:
+    """image with a Gaussian blur of standard deviation sigma pixels (kernel ±3σ, reflected at the borders); below
+    0.01 px a blur moves nothing (and its kernel would underflow), so the image comes back as it is."""
+    if sigma < 0.01:
         return image.clone()
     radius = min(math.ceil(3 * sigma), min(image.shape[-2:]) - 1)
     return gaussian_blur(image, kernel_size=[2 * radius + 1] * 2, sigma=[float(sigma)] * 2)

@@ -48,6 +48,11 @@ class SanityReport:
     verdict: str
     seconds: float
 
+    @property
+    def nbytes(self) -> int:
+        """The bytes its maps hold."""
+        return sum(step.saliency.nbytes for step in self.steps)
+
 
 def _parameter_count(module: torch.nn.Module) -> int:
     return sum(parameter.numel() for parameter in module.parameters())

@@ -4,10 +4,9 @@ Confidence) and whether it depends on what the model learned (the model-paramete
 from __future__ import annotations
 
 import os
-import threading
 import time
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -19,7 +18,8 @@ from PIL import Image
 from plotly.subplots import make_subplots
 
 from cam_core import CamError, methods
-from cam_core.evaluation import score_map
+from cam_core.cache import ByteLRU
+from cam_core.evaluation import MapScores, score_map
 from cam_core.metrics import BASELINES
 from cam_core.render import overlay
 from cam_core.sanity import edge_map, randomisation_check
@@ -34,9 +34,9 @@ BASELINE_LABELS = {"blur": "blurred image", "zero": "zero input"}
 PALETTE = px.colors.qualitative.D3 + px.colors.qualitative.Dark24
 STRIP_COLUMNS = 6
 STRIP_SIDE = 360
-KEPT_SCORES = 4096
+KEPT_SCORES = 16 * 2**20
 WORKERS = max(1, min(2, os.cpu_count() or 1))
-KEPT_CHECKS = 16
+KEPT_CHECKS = 256 * 2**20
 BEST = "background-color: #d8f0dc; font-weight: 600"
 
 
@@ -50,34 +50,23 @@ def keep(key: str) -> None:
     st.session_state[f"{key}_kept"] = st.session_state[key]
 
 
-class Kept:
-    """A bounded least-recently-used store of results, safe for threads: the scores and reports depend only on the
-    model, the image, the class and the settings, so every session shares them."""
+class Scored(NamedTuple):
+    """A method's map time and note with its faithfulness scores."""
 
-    def __init__(self, bound: int) -> None:
-        self.bound = bound
-        self.items: OrderedDict = OrderedDict()
-        self.lock = threading.Lock()
+    seconds: float
+    note: str
+    scores: MapScores
 
-    def get(self, key: tuple):
-        with self.lock:
-            if key not in self.items:
-                return None
-            self.items.move_to_end(key)
-            return self.items[key]
-
-    def put(self, key: tuple, value) -> None:
-        with self.lock:
-            self.items[key] = value
-            self.items.move_to_end(key)
-            while len(self.items) > self.bound:
-                self.items.popitem(last=False)
+    @property
+    def nbytes(self) -> int:
+        return self.scores.nbytes + len(self.note)
 
 
 @st.cache_resource(show_spinner=False)
-def kept(name: str, bound: int) -> Kept:
-    """One store per kind of result for the whole server."""
-    return Kept(bound)
+def kept(name: str, max_bytes: int) -> ByteLRU:
+    """One store per kind of result for the whole server (the results depend only on the model, the image, the
+    class and the settings, so every session shares them), bounded in bytes."""
+    return ByteLRU(max_bytes)
 
 
 def format_seconds(seconds: float) -> str:
@@ -141,7 +130,7 @@ def score_maps(analysis, cards: dict, maps: dict, target: int, steps: int, basel
                 st.warning(f"**{card.name}**: {exc}", icon=":material/block:")
                 continue
             store.put((analysis.explainer.name, analysis.key, target, method_id, steps, baseline),
-                      (result.seconds, result.note, scores))
+                      Scored(result.seconds, result.note, scores))
             progress.progress(0.5 + 0.5 * done / len(maps), text=f"Scored {card.name} ({done} of {len(maps)})")
 
 

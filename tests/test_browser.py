@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,29 +32,37 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
+def streamlit_server(log_name: str) -> Iterator[str]:
+    """Run `streamlit run app.py` on a free port, logging to artifacts/log_name, and yield its URL until closed."""
     port = free_port()
-    log = open(ROOT / "artifacts" / "streamlit.log", "w") if (ROOT / "artifacts").is_dir() else subprocess.DEVNULL
+    log = open(ROOT / "artifacts" / log_name, "w") if (ROOT / "artifacts").is_dir() else subprocess.DEVNULL
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
          "--server.address", "127.0.0.1"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.3)
+        else:
+            pytest.fail("streamlit did not start within 60 s")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail("streamlit did not start within 60 s")
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="module")
+def server():
+    yield from streamlit_server("streamlit.log")
 
 
 @pytest.fixture(scope="module")
@@ -149,8 +158,8 @@ def test_upload_compare_switch_class_and_every_page(page):
     settle(page)
     photo = DARKNET / "dog.jpg" if (DARKNET / "dog.jpg").exists() else None
     if photo is None:
-        from skimage import data
         from PIL import Image
+        from skimage import data
 
         photo = SHOTS / "chelsea.png"
         Image.fromarray(data.chelsea()).save(photo)

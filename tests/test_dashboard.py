@@ -206,3 +206,14 @@ def test_clusters_show_each_clusters_score_gain():
     app.radio(key="clusters_rows").set_value("l2")
     app.run()
     assert any(im.proto.imgs[0].caption.startswith("Cosine-CAM") for im in app.get("image"))
+
+
+def test_the_server_config_suits_a_shared_server():
+    """Uploads stop at 25 MB, tracebacks stay on the server, and no file change reloads cam_core under running
+    sessions (Streamlit's watcher drops the project's modules from sys.modules, which breaks concurrent imports)."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] == 25
+    assert config["server"]["fileWatcherType"] == "none"
+    assert config["client"]["showErrorDetails"] == "none"
