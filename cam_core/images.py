@@ -91,7 +91,7 @@ def _from_array(array: np.ndarray) -> Image.Image:
         elif array.dtype.kind == "f":
             values = np.nan_to_num(values, nan=0.0, posinf=255.0, neginf=0.0)
             if values.max(initial=0.0) <= 1.0:
-                values *= 255.0
+                values = np.clip(values, 0.0, 1.0) * 255.0
         array = np.clip(np.rint(values), 0, 255).astype(np.uint8)
     return Image.fromarray(np.ascontiguousarray(array))
 

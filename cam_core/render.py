@@ -72,6 +72,14 @@ def diverging(raw: np.ndarray, size: tuple[int, int] | None = None) -> Image.Ima
     return Image.fromarray(colorize(scaled, DIVERGING))
 
 
+def scaled_picture(values: np.ndarray, colormap: str = "viridis") -> Image.Image:
+    """Any (H, W) array as a picture: min-max scaled onto the colour map (one colour when it is constant)."""
+    values = np.nan_to_num(np.asarray(values, dtype=np.float32))
+    low, high = float(values.min()), float(values.max())
+    unit = (values - low) / (high - low) if high > low else np.zeros_like(values)
+    return Image.fromarray(colorize(unit, colormap))
+
+
 def png_bytes(image: Image.Image) -> bytes:
     """image encoded as PNG."""
     buffer = io.BytesIO()

@@ -14,7 +14,7 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from cam_core import Analysis, CamError, Explainer, read_specs
+from cam_core import Analysis, CamError, Explainer, MethodCard, Param, read_specs
 from cam_core.examples import examples, load_example
 from cam_core.images import load_image
 
@@ -166,6 +166,7 @@ def sidebar() -> None:
 PAGES = (
     ("app.py", "Home", ":material/home:"),
     ("pages/compare.py", "Compare methods", ":material/grid_view:"),
+    ("pages/learn.py", "Learn", ":material/school:"),
     ("pages/channels.py", "Channels", ":material/layers:"),
     ("pages/clusters.py", "Clusters", ":material/scatter_plot:"),
     ("pages/evaluate.py", "Evaluate", ":material/analytics:"),
@@ -196,3 +197,36 @@ def layer_picker(key: str) -> str:
     """A select box of the model's layers, deepest (the default target layer) first."""
     choices = current_explainer().model.layer_choices()[::-1]
     return st.selectbox("Layer", choices, key=key, help="Deeper layers: coarser maps, more class-specific channels.")
+
+
+def stack_choices(explainer_: Explainer) -> list[str]:
+    """The layers offered to multi-layer methods (the picker's layers and the pyramid), shallow to deep."""
+    forward = [name for name, _ in explainer_.model.module.named_modules()]
+    found = dict.fromkeys([*explainer_.model.layer_choices()[:-1], *explainer_.model.pyramid()])
+    return sorted(found, key=forward.index)
+
+
+def param_range(param: Param) -> str:
+    """The values a parameter takes, in words."""
+    if param.choices:
+        return " | ".join(param.choices)
+    if isinstance(param.default, bool):
+        return "on | off"
+    return f"{param.minimum:g} to {param.maximum:g}, default {param.default:g}"
+
+
+def param_widget(card: MethodCard, param: Param, prefix: str = "param"):
+    """A widget for one method parameter, keyed by prefix, method and name so that each page and method keeps its
+    own setting."""
+    key = f"{prefix}_{card.id}_{param.name}"
+    label = param.name.replace("_", " ")
+    if param.choices:
+        return st.selectbox(label, param.choices, key=key, help=param.help)
+    if isinstance(param.default, bool):
+        return st.checkbox(label, value=param.default, key=key, help=param.help)
+    if isinstance(param.default, int):
+        return st.number_input(label, int(param.minimum), int(param.maximum), param.default, 1, key=key,
+                               help=param.help)
+    step = (param.maximum - param.minimum) / 100
+    return st.slider(label, float(param.minimum), float(param.maximum), float(param.default), step, key=key,
+                     help=param.help)

@@ -8,7 +8,17 @@ import streamlit as st
 
 from cam_core import CamError, methods
 from cam_core.render import COLORMAPS, grid, npy_bytes, png_bytes, result_picture
-from pages import class_label, current_analysis, current_explainer, current_target, friendly_errors, page_setup
+from pages import (
+    class_label,
+    current_analysis,
+    current_explainer,
+    current_target,
+    friendly_errors,
+    page_setup,
+    param_range,
+    param_widget,
+    stack_choices,
+)
 
 COLUMNS = 4
 VIEW_LABELS = {"overlay": "Overlay on the image", "map": "Map only", "signed": "Signed map (red for, blue against)"}
@@ -35,31 +45,6 @@ def method_card(card, picture, saliency, stem: str) -> None:
                               icon=":material/download:", width="stretch")
 
 
-def param_range(param) -> str:
-    """The values a parameter takes, in words."""
-    if param.choices:
-        return " | ".join(param.choices)
-    if isinstance(param.default, bool):
-        return "on | off"
-    return f"{param.minimum:g} to {param.maximum:g}, default {param.default:g}"
-
-
-def param_widget(card, param):
-    """A widget for one method parameter, keyed by method and name so that each method keeps its own setting."""
-    key = f"param_{card.id}_{param.name}"
-    label = param.name.replace("_", " ")
-    if param.choices:
-        return st.selectbox(label, param.choices, key=key, help=param.help)
-    if isinstance(param.default, bool):
-        return st.checkbox(label, value=param.default, key=key, help=param.help)
-    if isinstance(param.default, int):
-        return st.number_input(label, int(param.minimum), int(param.maximum), param.default, 1, key=key,
-                               help=param.help)
-    step = (param.maximum - param.minimum) / 100
-    return st.slider(label, float(param.minimum), float(param.maximum), float(param.default), step, key=key,
-                     help=param.help)
-
-
 def method_settings(chosen: list[str], cards: dict) -> dict[str, dict]:
     """An expander with the chosen methods' parameters and, for multi-layer methods, their layers."""
     settings: dict[str, dict] = {}
@@ -67,8 +52,7 @@ def method_settings(chosen: list[str], cards: dict) -> dict[str, dict]:
     if not tunable:
         return settings
     explainer_ = current_explainer()
-    order = list(dict.fromkeys([*explainer_.model.layer_choices()[:-1], *explainer_.model.pyramid()]))
-    order = sorted(order, key=layer_order(explainer_).index)
+    order = stack_choices(explainer_)
     with st.expander("Method settings", icon=":material/tune:"):
         columns = st.columns(min(3, len(tunable)))
         for position, card in enumerate(tunable):
@@ -84,11 +68,6 @@ def method_settings(chosen: list[str], cards: dict) -> dict[str, dict]:
                     values["layers"] = sorted(picked, key=order.index) or None
                 settings[card.id] = values
     return settings
-
-
-def layer_order(explainer_) -> list[str]:
-    """Every module name of the model in forward order (shallow to deep)."""
-    return [name for name, _ in explainer_.model.module.named_modules()]
 
 
 def format_seconds(seconds: float) -> str:

@@ -200,7 +200,7 @@ def test_upload_compare_switch_class_and_every_page(page):
     print(f"class switch repaint: {repaint:.2f} s")
     assert repaint < 5.0, f"repaint after a class switch took {repaint:.2f} s"
 
-    for link, shot in (("Channels", "channels.png"), ("Clusters", "clusters.png")):
+    for link, shot in (("Learn", "learn.png"), ("Channels", "channels.png"), ("Clusters", "clusters.png")):
         page.get_by_role("link", name=link).click()
         settle(page, link)
         page.locator("[data-testid=stMain] [data-testid=stImage]").first.wait_for(timeout=60_000)

@@ -18,8 +18,12 @@ CLUSTERS = Param("groups", 8, "number of clusters", minimum=2, maximum=64)
 def group_output(inputs: CamInputs, group_weights: torch.Tensor) -> MethodOutput:
     """Σ_g w_g · (group g's summed map); each channel's weight is its group's."""
     scores = inputs.mask_scores
-    raw = torch.einsum("g,ghw->hw", group_weights.to(scores.maps.dtype), scores.maps)
-    return MethodOutput(raw, group_weights[scores.labels], scores.note)
+    return MethodOutput(group_map(group_weights, scores.maps), group_weights[scores.labels], scores.note)
+
+
+def group_map(group_weights: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+    """Σ_g w_g · M_g: (G,) weights and the (G, h, w) groups' summed maps give one (h, w) map."""
+    return torch.einsum("g,ghw->hw", group_weights.to(maps.dtype), maps)
 
 
 @register(
@@ -105,14 +109,19 @@ def clustercam(
     inputs: CamInputs, groups: int, clustering: str, variant: str, baseline: str, score: str, seed: int
 ) -> MethodOutput:
     """Cluster score gains × cluster maps, or the best (minus the worst) cluster alone."""
-    gains = target_contributions(inputs, score)
+    return group_output(inputs, cluster_weights(target_contributions(inputs, score), variant))
+
+
+def cluster_weights(gains: torch.Tensor, variant: str) -> torch.Tensor:
+    """Cluster-CAM's cluster weights: the score gains ("score"), +1 for the best cluster ("cognition-base"), and
+    also −1 for the worst ("cognition-scissors")."""
     if variant == "score":
-        return group_output(inputs, gains)
+        return gains
     weights = torch.zeros_like(gains)
     weights[torch.argmax(gains)] = 1.0
     if variant == "cognition-scissors":
         weights[torch.argmin(gains)] -= 1.0
-    return group_output(inputs, weights)
+    return weights
 
 
 @register(

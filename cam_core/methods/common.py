@@ -13,16 +13,18 @@ def weighted_sum(weights: torch.Tensor, activations: torch.Tensor) -> torch.Tens
     return torch.einsum("k,khw->hw", weights, activations)
 
 
-def first_principal_component(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The (h, w) projection of the position × channel matrix on its first principal direction, and that direction.
+def position_matrix(maps: torch.Tensor) -> torch.Tensor:
+    """The (h·w, C) float64 matrix of (C, h, w) maps: one row per position, one column per channel."""
+    return maps.reshape(maps.shape[0], -1).T.double()
 
-    The matrix is centred per channel. Its first right singular vector comes from the eigendecomposition of the
-    smaller of its two Gram matrices (much faster than a full SVD for 49 positions × 1280 channels). A singular vector's
-    sign is arbitrary, so it is chosen to make the projection correlate positively with the channels' mean map.
+
+def principal_component(centred: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The projection of a centred position × channel matrix on its first principal direction, and that direction,
+    with the sign the decomposition happens to return.
+
+    The direction comes from the eigendecomposition of the smaller of the matrix's two Gram matrices (much faster
+    than a full SVD for 49 positions × 1280 channels).
     """
-    channels, height, width = maps.shape
-    matrix = maps.reshape(channels, height * width).T.double()
-    centred = matrix - matrix.mean(dim=0, keepdim=True)
     if centred.shape[0] < centred.shape[1]:
         _, vectors = torch.linalg.eigh(centred @ centred.T)
         direction = centred.T @ vectors[:, -1]
@@ -31,10 +33,25 @@ def first_principal_component(maps: torch.Tensor) -> tuple[torch.Tensor, torch.T
     else:
         _, vectors = torch.linalg.eigh(centred.T @ centred)
         direction = vectors[:, -1]
-    projection = centred @ direction
+    return centred @ direction, direction
+
+
+def sign_agreement(projection: torch.Tensor, matrix: torch.Tensor) -> float:
+    """How the projection co-varies with the mean of the channels, position by position (its sign is what counts)."""
     reference = matrix.mean(dim=1)
-    agreement = (projection - projection.mean()) @ (reference - reference.mean())
-    if agreement < 0:
+    return float((projection - projection.mean()) @ (reference - reference.mean()))
+
+
+def first_principal_component(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (h, w) projection of the position × channel matrix on its first principal direction, and that direction.
+
+    The matrix is centred per channel. A singular vector's sign is arbitrary, so it is chosen to make the projection
+    correlate positively with the channels' mean map.
+    """
+    _, height, width = maps.shape
+    matrix = position_matrix(maps)
+    projection, direction = principal_component(matrix - matrix.mean(dim=0, keepdim=True))
+    if sign_agreement(projection, matrix) < 0:
         direction, projection = -direction, -projection
     return projection.reshape(height, width).to(maps.dtype), direction.to(maps.dtype)
 

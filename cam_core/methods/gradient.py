@@ -63,8 +63,13 @@ def cam(inputs: CamInputs) -> MethodOutput:
 )
 def gradcam(inputs: CamInputs) -> MethodOutput:
     """Spatially averaged gradients × activations."""
-    weights = inputs.gradients.mean(dim=(1, 2))
+    weights = gradcam_weights(inputs.gradients)
     return MethodOutput(weighted_sum(weights, inputs.activations), weights)
+
+
+def gradcam_weights(gradients: torch.Tensor) -> torch.Tensor:
+    """Grad-CAM's (C,) channel weights: each channel's gradient averaged over its positions."""
+    return gradients.mean(dim=(1, 2))
 
 
 @register(
@@ -92,20 +97,33 @@ def gradcam(inputs: CamInputs) -> MethodOutput:
 )
 def gradcampp(inputs: CamInputs) -> MethodOutput:
     """Grad-CAM++ weights from first-order gradients (exponential-score closed form)."""
-    grads, acts = inputs.gradients, inputs.activations
-    grads2 = grads.pow(2)
-    weights = gradcampp_weights(acts, grads, grads2, grads2 * grads)
-    return MethodOutput(weighted_sum(weights, acts), weights)
+    weights = gradcampp_weights(inputs.activations, *exponential_powers(inputs.gradients))
+    return MethodOutput(weighted_sum(weights, inputs.activations), weights)
+
+
+def exponential_powers(gradients: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Grad-CAM++'s first, second and third derivative terms under the exponential-score assumption: g, g², g³."""
+    second = gradients.pow(2)
+    return gradients, second, second * gradients
 
 
 def gradcampp_weights(
     activations: torch.Tensor, first: torch.Tensor, second: torch.Tensor, third: torch.Tensor
 ) -> torch.Tensor:
     """Grad-CAM++ channel weights from the (C, h, w) first, second and third derivative terms."""
+    return (gradcampp_alpha(activations, second, third) * first.clamp(min=0)).sum(dim=(1, 2))
+
+
+def gradcampp_alpha(activations: torch.Tensor, second: torch.Tensor, third: torch.Tensor) -> torch.Tensor:
+    """Grad-CAM++'s (C, h, w) coefficients α from the second and third derivative terms (0 where the second is 0)."""
     channel_sums = activations.sum(dim=(1, 2), keepdim=True)
     alpha = second / (2 * second + channel_sums * third + EPS)
-    alpha = torch.where(second != 0, alpha, torch.zeros_like(alpha))
-    return (alpha * first.clamp(min=0)).sum(dim=(1, 2))
+    return torch.where(second != 0, alpha, torch.zeros_like(alpha))
+
+
+def gradient_powers(gradients: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The first, second and third powers of (n, C, h, w) gradients, each averaged over the n inputs."""
+    return gradients.mean(dim=0), gradients.pow(2).mean(dim=0), gradients.pow(3).mean(dim=0)
 
 
 @register(
@@ -131,10 +149,14 @@ def gradcampp_weights(
 )
 def xgradcam(inputs: CamInputs) -> MethodOutput:
     """Activation-weighted gradient average × activations."""
-    grads, acts = inputs.gradients, inputs.activations
-    channel_sums = acts.sum(dim=(1, 2), keepdim=True)
-    weights = (grads * acts / (channel_sums + EPS)).sum(dim=(1, 2))
-    return MethodOutput(weighted_sum(weights, acts), weights)
+    weights = xgradcam_weights(inputs.activations, inputs.gradients)
+    return MethodOutput(weighted_sum(weights, inputs.activations), weights)
+
+
+def xgradcam_weights(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+    """XGrad-CAM's (C,) channel weights: the gradient averaged with the channel's own activations as weights."""
+    channel_sums = activations.sum(dim=(1, 2), keepdim=True)
+    return (gradients * activations / (channel_sums + EPS)).sum(dim=(1, 2))
 
 
 @register(
@@ -160,7 +182,12 @@ def xgradcam(inputs: CamInputs) -> MethodOutput:
 )
 def hirescam(inputs: CamInputs) -> MethodOutput:
     """Element-wise gradient × activation, summed over channels."""
-    return MethodOutput((inputs.gradients * inputs.activations).sum(dim=0))
+    return MethodOutput(gradient_map(inputs.gradients, inputs.activations))
+
+
+def gradient_map(gradients: torch.Tensor, activations: torch.Tensor) -> torch.Tensor:
+    """Σ_k gradient_k ⊙ activation_k: the (h, w) map of gradient × activation position by position."""
+    return (gradients * activations).sum(dim=0)
 
 
 @register(
@@ -205,10 +232,7 @@ def hirescam(inputs: CamInputs) -> MethodOutput:
 )
 def smoothgradcampp(inputs: CamInputs, samples: int, sigma: float, seed: int) -> MethodOutput:
     """Grad-CAM++ weights from noise-averaged first, second and third powers of the gradient."""
-    grads = inputs.path.gradients
-    weights = gradcampp_weights(
-        inputs.activations, grads.mean(dim=0), grads.pow(2).mean(dim=0), grads.pow(3).mean(dim=0)
-    )
+    weights = gradcampp_weights(inputs.activations, *gradient_powers(inputs.path.gradients))
     return MethodOutput(weighted_sum(weights, inputs.activations), weights)
 
 
@@ -249,5 +273,10 @@ def smoothgradcampp(inputs: CamInputs, samples: int, sigma: float, seed: int) ->
 )
 def intgradcam(inputs: CamInputs, steps: int, blur: float) -> MethodOutput:
     """Path-averaged Grad-CAM weights × the activations' change from the baseline."""
-    weights = inputs.path.gradients.mean(dim=(0, 2, 3))
+    weights = path_weights(inputs.path.gradients)
     return MethodOutput(weighted_sum(weights, inputs.activations - inputs.path.baseline), weights)
+
+
+def path_weights(gradients: torch.Tensor) -> torch.Tensor:
+    """Grad-CAM's weights averaged along a path: the (n, C, h, w) gradients' mean over the points and positions."""
+    return gradients.mean(dim=(0, 2, 3))

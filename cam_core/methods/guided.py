@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import torch
+
 from ..registry import CamInputs, MethodCard, MethodOutput, register
 from .common import min_max, upsample, weighted_sum
+from .gradient import gradcam_weights
 
 
 def _unguided_note(inputs: CamInputs) -> str:
@@ -41,7 +44,7 @@ def _unguided_note(inputs: CamInputs) -> str:
 def guidedbackprop(inputs: CamInputs) -> MethodOutput:
     """The guided input gradient, its largest absolute colour component as the map."""
     gradient = inputs.input_gradients
-    return MethodOutput(gradient.abs().amax(dim=0), note=_unguided_note(inputs), rgb=gradient)
+    return MethodOutput(gradient_magnitude(gradient), note=_unguided_note(inputs), rgb=gradient)
 
 
 @register(
@@ -70,7 +73,17 @@ def guidedbackprop(inputs: CamInputs) -> MethodOutput:
 )
 def guidedgradcam(inputs: CamInputs) -> MethodOutput:
     """Guided input gradient × Grad-CAM's positive map, upsampled to the input and scaled to [0, 1]."""
-    weights = inputs.gradients.mean(dim=(1, 2))
-    gate = min_max(upsample(weighted_sum(weights, inputs.activations).clamp(min=0), inputs.input_gradients.shape[1:]))
-    gated = inputs.input_gradients * gate
-    return MethodOutput(gated.abs().amax(dim=0), weights, _unguided_note(inputs), rgb=gated)
+    weights = gradcam_weights(inputs.gradients)
+    gated = inputs.input_gradients * gradcam_gate(weighted_sum(weights, inputs.activations),
+                                                  inputs.input_gradients.shape[1:])
+    return MethodOutput(gradient_magnitude(gated), weights, _unguided_note(inputs), rgb=gated)
+
+
+def gradcam_gate(raw: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Grad-CAM's map as a gate: its positive part upsampled to the input's (H, W) and scaled to [0, 1]."""
+    return min_max(upsample(raw.clamp(min=0), size))
+
+
+def gradient_magnitude(rgb: torch.Tensor) -> torch.Tensor:
+    """A (3, H, W) input gradient's map: its largest absolute colour component at each pixel."""
+    return rgb.abs().amax(dim=0)

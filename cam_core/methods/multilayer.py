@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Callable, Sequence
+
 import torch
 import torch.nn.functional as F
 
 from ..registry import CamInputs, LayerInputs, MethodCard, MethodOutput, Param, register
 from .common import fuse_signed, upsample, weighted_sum
+from .gradient import gradcam_weights, gradient_map
 
 
 def layer_stack(inputs: CamInputs) -> tuple[LayerInputs, ...]:
@@ -54,12 +57,23 @@ def layer_stack(inputs: CamInputs) -> tuple[LayerInputs, ...]:
 )
 def layercam(inputs: CamInputs, fusion: str, gamma: float) -> MethodOutput:
     """Positive gradients × activations, position by position; layers fused by max of tanh-scaled maps or mean."""
-    maps = [(item.gradients.clamp(min=0) * item.activations).sum(dim=0) for item in layer_stack(inputs)]
-    if len(maps) == 1:
-        return MethodOutput(maps[0])
-    if fusion == "max":
-        return MethodOutput(fuse_signed(maps, lambda m: torch.tanh(gamma * m), "max"))
-    return MethodOutput(fuse_signed(maps, lambda m: m, "mean"))
+    maps = [positive_gradient_map(item.gradients, item.activations) for item in layer_stack(inputs)]
+    return MethodOutput(maps[0] if len(maps) == 1 else layercam_fusion(maps, fusion, gamma))
+
+
+def positive_gradient_map(gradients: torch.Tensor, activations: torch.Tensor) -> torch.Tensor:
+    """Σ_k ReLU(gradient_k) ⊙ activation_k: one layer's Layer-CAM map, before its ReLU."""
+    return (gradients.clamp(min=0) * activations).sum(dim=0)
+
+
+def layercam_scale(fusion: str, gamma: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """How Layer-CAM squashes each layer's [0, 1]-scaled map before fusing: tanh(γ·) for max, nothing for mean."""
+    return (lambda m: torch.tanh(gamma * m)) if fusion == "max" else (lambda m: m)
+
+
+def layercam_fusion(maps: list[torch.Tensor], fusion: str, gamma: float) -> torch.Tensor:
+    """Several layers' Layer-CAM maps fused at the finest resolution (max after tanh scaling, or mean)."""
+    return fuse_signed(maps, layercam_scale(fusion, gamma), fusion)
 
 
 @register(
@@ -89,8 +103,13 @@ def layercam(inputs: CamInputs, fusion: str, gamma: float) -> MethodOutput:
 )
 def zoomcam(inputs: CamInputs) -> MethodOutput:
     """Per-layer gradient × activation maps, min-max scaled, fused by maximum at the finest resolution."""
-    maps = [(item.gradients * item.activations).sum(dim=0) for item in layer_stack(inputs)]
-    return MethodOutput(fuse_signed(maps, lambda m: m, "max"))
+    maps = [gradient_map(item.gradients, item.activations) for item in layer_stack(inputs)]
+    return MethodOutput(zoomcam_fusion(maps))
+
+
+def zoomcam_fusion(maps: list[torch.Tensor]) -> torch.Tensor:
+    """Zoom-CAM's fusion: each layer's map min-max scaled, upsampled to the finest layer, the maximum kept."""
+    return fuse_signed(maps, lambda m: m, "max")
 
 
 def local_normalise(values: torch.Tensor, coarse: tuple[int, int], eps: float = 1e-12) -> torch.Tensor:
@@ -163,18 +182,31 @@ def refine(coarse: torch.Tensor, masks: list[torch.Tensor]) -> torch.Tensor:
 def polycam(inputs: CamInputs, base: str, masks: str) -> MethodOutput:
     """Deepest map refined coarse to fine by locally normalised activation masks; evidence for and against alike."""
     stack = layer_stack(inputs)
-    deepest = stack[-1]
-    weights = deepest.gradients.mean(dim=(1, 2)) if base == "gradcam" else None
-    if weights is not None:
-        coarse = weighted_sum(weights, deepest.activations)
-    else:
-        coarse = (deepest.gradients.clamp(min=0) * deepest.activations).sum(dim=0)
-    finer = sorted(stack[:-1], key=lambda item: item.activations.shape[1] * item.activations.shape[2])
-    if masks == "activations":
-        layer_masks = [item.activations.clamp(min=0).sum(dim=0) for item in finer]
-    else:
-        layer_masks = [(item.gradients.clamp(min=0) * item.activations).sum(dim=0).clamp(min=0) for item in finer]
-    layer_masks = [mask for mask in layer_masks if mask.numel() > coarse.numel()]
+    coarse, weights = polycam_base(stack[-1], base)
+    layer_masks = polycam_masks(stack[:-1], masks, coarse)
     note = "" if layer_masks else "no layer is finer than the deepest one, so there is nothing to refine"
-    refined = refine(coarse.clamp(min=0), layer_masks) - refine((-coarse).clamp(min=0), layer_masks)
-    return MethodOutput(refined, weights, note)
+    return MethodOutput(refine_signed(coarse, layer_masks), weights, note)
+
+
+def polycam_base(deepest: LayerInputs, base: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Poly-CAM's starting map at the deepest layer (Grad-CAM's, with its channel weights, or Layer-CAM's)."""
+    if base == "gradcam":
+        weights = gradcam_weights(deepest.gradients)
+        return weighted_sum(weights, deepest.activations), weights
+    return positive_gradient_map(deepest.gradients, deepest.activations), None
+
+
+def polycam_masks(finer: Sequence[LayerInputs], masks: str, coarse: torch.Tensor) -> list[torch.Tensor]:
+    """The refining masks of the layers finer than the coarse map, coarse to fine: each layer's Layer-CAM map after
+    its ReLU, or its activations' positive part summed over channels."""
+    ordered = sorted(finer, key=lambda item: item.activations.shape[1] * item.activations.shape[2])
+    if masks == "activations":
+        found = [item.activations.clamp(min=0).sum(dim=0) for item in ordered]
+    else:
+        found = [positive_gradient_map(item.gradients, item.activations).clamp(min=0) for item in ordered]
+    return [mask for mask in found if mask.numel() > coarse.numel()]
+
+
+def refine_signed(coarse: torch.Tensor, masks: list[torch.Tensor]) -> torch.Tensor:
+    """The evidence for and against the class in coarse, each refined through the masks; their difference."""
+    return refine(coarse.clamp(min=0), masks) - refine((-coarse).clamp(min=0), masks)

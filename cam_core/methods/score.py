@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..registry import CamInputs, MethodCard, MethodOutput, Param, register
-from ..scores import MaskSpec
+from ..scores import AblationScores, MaskScores, MaskSpec
 from .common import weighted_sum
 
 BASELINE = Param("baseline", "zeros", "what masked-out pixels become: zeros (the mean colour) or a blurred copy",
@@ -16,10 +16,14 @@ SCORE = Param("score", "probability", "the class score compared: post-softmax pr
 
 def target_contributions(inputs: CamInputs, score: str) -> torch.Tensor:
     """Each mask's score for the target minus the baseline's (probabilities or logits)."""
-    scores = inputs.mask_scores
+    return score_gains(inputs.mask_scores, inputs.target, score)
+
+
+def score_gains(scores: MaskScores, target: int, score: str) -> torch.Tensor:
+    """Each mask's score for target minus the baseline's: post-softmax probabilities, or logits for "logit"."""
     if score == "logit":
-        return scores.logits[:, inputs.target] - scores.baseline_logits[inputs.target]
-    return scores.probabilities[:, inputs.target] - scores.baseline_probabilities[inputs.target]
+        return scores.logits[:, target] - scores.baseline_logits[target]
+    return scores.probabilities[:, target] - scores.baseline_probabilities[target]
 
 
 @register(
@@ -62,9 +66,13 @@ def target_contributions(inputs: CamInputs, score: str) -> torch.Tensor:
 )
 def scorecam(inputs: CamInputs, baseline: str, score: str, softmax: bool, align_corners: bool) -> MethodOutput:
     """Softmax of each channel-masked input's score gain × activations."""
-    contributions = target_contributions(inputs, score)
-    weights = torch.softmax(contributions, dim=0) if softmax else contributions
+    weights = scorecam_weights(target_contributions(inputs, score), softmax)
     return MethodOutput(weighted_sum(weights.to(inputs.activations.dtype), inputs.activations), weights)
+
+
+def scorecam_weights(contributions: torch.Tensor, softmax: bool) -> torch.Tensor:
+    """Score-CAM's channel weights: the softmax over channels of their score gains, or the gains themselves."""
+    return torch.softmax(contributions, dim=0) if softmax else contributions
 
 
 @register(
@@ -92,6 +100,11 @@ def scorecam(inputs: CamInputs, baseline: str, score: str, softmax: bool, align_
 )
 def ablationcam(inputs: CamInputs) -> MethodOutput:
     """Relative drop of the target's logit with each channel ablated × activations."""
-    original = inputs.ablation.original[inputs.target]
-    weights = (original - inputs.ablation.logits[:, inputs.target]) / original
+    weights = ablation_weights(inputs.ablation, inputs.target)
     return MethodOutput(weighted_sum(weights.to(inputs.activations.dtype), inputs.activations), weights)
+
+
+def ablation_weights(ablation: AblationScores, target: int) -> torch.Tensor:
+    """Ablation-CAM's channel weights: the target logit's drop with each channel zeroed, relative to the logit."""
+    original = ablation.original[target]
+    return (original - ablation.logits[:, target]) / original

@@ -1,0 +1,297 @@
+"""The Learn page: lessons (cam_core.lessons) on the embedded mobilenet_v2 and chelsea, and the page through AppTest.
+
+Everything shares the dashboard's own cached Explainer (pages.explainer), so the pure tests and the page read the
+same Analysis and every model pass runs once. Score-CAM runs at features.10 (64 channels) to keep its passes short.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from cam_core import methods
+from cam_core.examples import load_example
+from cam_core.lessons import BUILDERS, STAGES, Bars, Montage, compare_lessons, lesson
+from cam_core.lessons import eigen as eigen_lessons
+from cam_core.lessons.steps import relu_step, weighted_sum_step, weights_text
+from cam_core.methods.common import principal_component, weighted_sum
+
+from .test_new_methods import count_forward_passes
+
+ROOT = Path(__file__).resolve().parent.parent
+TIMEOUT = 300
+SCORE_LAYER = "features.10"
+IDS = [card.id for card in methods()]
+CARDS = {card.id: card for card in methods()}
+
+
+@pytest.fixture(scope="module")
+def explainer():
+    from pages import DEFAULT_MODEL, explainer
+
+    return explainer(DEFAULT_MODEL)
+
+
+@pytest.fixture(scope="module")
+def analysis(explainer):
+    return explainer.analyze(load_example("chelsea"))
+
+
+def page_settings(explainer, method: str) -> dict:
+    """What the page asks for by default: the pyramid for multi-layer methods; Score-CAM at SCORE_LAYER here."""
+    if CARDS[method].multi_layer:
+        return {"layers": explainer.model.pyramid()}
+    return {"layer": SCORE_LAYER if method == "scorecam" else explainer.default_layer}
+
+
+@pytest.fixture(scope="module")
+def lessons(analysis):
+    """Lessons with the API's defaults (Score-CAM at SCORE_LAYER), computed once each."""
+    found = {}
+
+    def get(method: str):
+        if method not in found:
+            found[method] = lesson(analysis, method, **({"layer": SCORE_LAYER} if method == "scorecam" else {}))
+        return found[method]
+
+    return get
+
+
+def by_stage(story) -> dict:
+    return {step.stage: step for step in story.steps}
+
+
+# ------------------------------------------------------------------------------------------------ the lessons
+
+
+@pytest.mark.parametrize("method", IDS)
+def test_every_lesson_ends_at_the_methods_own_map(analysis, lessons, method):
+    story = lessons(method)
+    result = analysis.cam(method, **({"layer": SCORE_LAYER} if method == "scorecam" else {}))
+    scale = max(float(np.abs(result.raw).max()), 1e-12)
+    np.testing.assert_allclose(story.raw, result.raw, rtol=1e-5, atol=1e-6 * scale)
+    np.testing.assert_allclose(story.saliency, result.saliency, atol=1e-5)
+    assert story.steps[-1].stage == "overlay"
+    np.testing.assert_allclose(story.steps[-1].value, result.saliency, atol=1e-5)
+    assert method in BUILDERS, "every method has a lesson of its own"
+    assert all(step.stage in STAGES and step.heading and step.text and step.charts for step in story.steps)
+    assert len({step.heading for step in story.steps}) == len(story.steps)
+
+
+def test_layercam_over_the_pyramid_shows_each_layer_and_the_fusion(explainer, analysis):
+    pyramid = explainer.model.pyramid()
+    story = lesson(analysis, "layercam", layers=pyramid)
+    np.testing.assert_allclose(story.raw, analysis.cam("layercam", layers=pyramid).raw, rtol=1e-5, atol=1e-6)
+    steps = by_stage(story)
+    assert [title.split(" (")[0] for title, _ in steps["layer maps"].charts[0].tiles] == pyramid
+    assert "fusion" in steps and story.layers == tuple(pyramid)
+
+
+def test_polycam_starts_from_gradcams_map_and_refines_it(lessons):
+    steps = by_stage(lessons("polycam"))
+    np.testing.assert_allclose(steps["weighted sum"].value, by_stage(lessons("gradcam"))["weighted sum"].value,
+                               rtol=1e-5, atol=1e-7)
+    sizes = [tile.shape for _, tile in steps["refine"].charts[0].tiles]
+    assert sizes == [(7, 7), (14, 14), (28, 28), (56, 56)]
+
+
+def test_a_method_without_a_builder_gets_the_generic_lesson(analysis, monkeypatch):
+    monkeypatch.delitem(BUILDERS, "xgradcam")
+    story = lesson(analysis, "xgradcam")
+    assert [step.stage for step in story.steps] == ["activations", "weights", "map", "relu", "upsample", "overlay"]
+    np.testing.assert_allclose(story.raw, analysis.cam("xgradcam").raw, rtol=1e-6)
+
+
+def test_gradcams_weight_step_shows_the_apis_weights(analysis, lessons):
+    weights = analysis.cam("gradcam").weights
+    step = by_stage(lessons("gradcam"))["weights"]
+    bars = step.charts[0]
+    assert isinstance(bars, Bars) and len(bars.keys) == 12
+    np.testing.assert_array_equal(bars.values, weights[list(bars.keys)])
+    assert set(bars.keys) == set(np.argsort(-np.abs(weights), kind="stable")[:12].tolist())
+    np.testing.assert_array_equal(step.value, weights)
+    top = int(np.argmax(weights))
+    assert f"The largest is channel {top} with {weights[top]:.3g}" in step.text
+    assert "1280 weights" in step.text
+
+
+def test_gradcampp_shows_alpha_and_its_own_weights(analysis, lessons):
+    step = by_stage(lessons("gradcampp"))["weights"]
+    np.testing.assert_array_equal(step.value, analysis.cam("gradcampp").weights)
+    assert step.charts[1].tiles[0][0].startswith("α, channel")
+
+
+def test_eigencam_singular_values_descend_and_the_sign_fix_agrees_with_the_mean_map(analysis, lessons):
+    steps = by_stage(lessons("eigencam"))
+    values = steps["singular values"].value
+    assert values[0] > 0 and np.all(np.diff(values) <= 1e-9 * values[0])
+    before, after = steps["component"].value, steps["sign fix"].value
+    assert np.allclose(before, after) or np.allclose(before, -after)
+    mean_map = analysis.activations().mean(dim=0).numpy()
+    assert np.corrcoef(after.ravel(), mean_map.ravel())[0, 1] > 0
+    assert ("flipped" in steps["sign fix"].text) == (not np.allclose(before, after))
+
+
+def test_the_sign_fix_turns_an_upside_down_component_back(monkeypatch):
+    maps = torch.tensor([[[0.0, 1.0], [2.0, 7.0]], [[0.0, 0.5], [1.0, 3.0]], [[1.0, 0.0], [0.0, 0.5]]])
+    steps, raw, _ = eigen_lessons.principal_steps(maps, "activation")
+    monkeypatch.setattr(eigen_lessons, "principal_component", lambda centred: tuple(
+        -part for part in principal_component(centred)))
+    flipped_steps, flipped_raw, _ = eigen_lessons.principal_steps(maps, "activation")
+    assert torch.equal(raw, flipped_raw), "whichever sign the decomposition returns, the fixed map is the same"
+    texts = {steps[-1].text.split(",")[0], flipped_steps[-1].text.split(",")[0]}
+    assert texts == {"It correlates negatively with the channels' mean map", "It already correlates positively with "
+                     "the channels' mean map"}
+    assert raw[1, 1] == raw.max(), "the map is high where the channels fire"
+
+
+def test_scorecam_softmax_sums_to_one_and_the_masked_inputs_are_pictures(analysis, lessons):
+    steps = by_stage(lessons("scorecam"))
+    weights = steps["softmax"].value
+    assert abs(float(weights.sum()) - 1.0) < 1e-5
+    np.testing.assert_allclose(weights, analysis.cam("scorecam", layer=SCORE_LAYER).weights, rtol=1e-6)
+    montage = steps["masked inputs"].charts[0]
+    assert isinstance(montage, Montage) and [title for title, _ in montage.pictures][0] == "baseline"
+    assert all(picture.shape == (224, 224, 3) and picture.dtype == np.uint8 for _, picture in montage.pictures)
+    assert [step.stage for step in lessons("scorecam").steps][:6] == ["activations", "masks", "masked inputs",
+                                                                     "scores", "softmax", "weighted sum"]
+
+
+def test_ablationcam_shows_the_ablated_scores_against_the_original(analysis, lessons):
+    steps = by_stage(lessons("ablationcam"))
+    bars = steps["scores"].charts[0]
+    ablation = analysis.ablation_scores()
+    target = analysis.target(None)
+    assert bars.reference == pytest.approx(float(ablation.original[target]))
+    np.testing.assert_array_equal(bars.values, ablation.logits[list(bars.keys), target].numpy())
+
+
+@pytest.mark.parametrize("method", ["groupcam", "clustercam", "cosinecam"])
+def test_group_lessons_show_the_groups_masks_scores_and_weighting(lessons, method):
+    steps = by_stage(lessons(method))
+    assert {"clusters", "masks", "masked inputs", "scores", "weights"} <= set(steps)
+    sizes = steps["clusters"].charts[0]
+    assert int(sizes.values.sum()) == 1280 and len(sizes.keys) == CARDS[method].params[0].default
+    np.testing.assert_array_equal(steps["weights"].value, steps["scores"].value)
+
+
+def test_step_texts_carry_the_numbers_of_a_hand_made_example():
+    weights = torch.tensor([0.1, -0.5, 0.3, 0.0])
+    assert weights_text(weights) == ("4 weights, 2 positive and 1 negative. The largest is channel 2 with 0.3; the "
+                                     "most negative is channel 1 with -0.5.")
+    maps = torch.tensor([[[1.0, 2.0], [0.0, 1.0]], [[0.0, 1.0], [1.0, 0.0]], [[2.0, 0.0], [0.0, 0.0]],
+                         [[5.0, 5.0], [5.0, 5.0]]])
+    raw = weighted_sum(weights, maps)
+    torch.testing.assert_close(raw, torch.tensor([[0.7, -0.3], [-0.5, 0.1]]))
+    assert "one 2×2 map from -0.5 to 0.7" in weighted_sum_step(weights, maps, raw).text
+    assert "2 of the map's 4 positions are negative" in relu_step(raw).text
+
+
+# ----------------------------------------------------------------------------------------- why does it differ
+
+
+@pytest.mark.parametrize("first, second, index, shared", [
+    ("gradcam", "hirescam", 2, ("activations", "gradients")),
+    ("gradcam", "gradcampp", 2, ("activations", "gradients")),
+    ("gradcam", "eigencam", 1, ("activations",)),
+    ("gradcam", "polycam", 4, ("activations", "gradients", "weights", "weighted sum")),
+])
+def test_known_partings(lessons, first, second, index, shared):
+    parting = compare_lessons(lessons(first), lessons(second))
+    assert (parting.index, parting.shared) == (index, shared)
+    assert parting.stage == lessons(first).steps[index].stage
+    backwards = compare_lessons(lessons(second), lessons(first))
+    assert (backwards.index, backwards.shared) == (index, shared)
+
+
+def test_the_parting_explains_itself(lessons):
+    parting = compare_lessons(lessons("gradcam"), lessons("gradcampp"))
+    assert parting.stage == parting.other_stage == "weights" and not parting.same_result
+    assert parting.summary.startswith("Both use the same activations and gradients; they part at the channel weights.")
+    assert "Grad-CAM: the mean of each channel's gradient" in parting.summary
+    assert "Grad-CAM++: the positive gradient weighted by α" in parting.summary
+    hires = compare_lessons(lessons("gradcam"), lessons("hirescam"))
+    assert hires.stage == "weights" and hires.other_stage == "product"
+    assert hires.same_result, "at a pooling → linear head HiRes-CAM's map is Grad-CAM's"
+
+
+def test_a_method_never_parts_from_itself(analysis, lessons):
+    for method in ("gradcam", "eigencam", "scorecam", "polycam"):
+        assert compare_lessons(lessons(method), lessons(method)) is None
+    assert compare_lessons(lesson(analysis, "gradcam"), lessons("gradcam")) is None
+
+
+# ------------------------------------------------------------------------------------------------- the page
+
+
+@pytest.fixture(scope="module")
+def app(explainer) -> AppTest:
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def open_learn(app: AppTest, method: str) -> AppTest:
+    app.session_state["learn_method"] = method
+    app.session_state["learn_layer"] = SCORE_LAYER if method == "scorecam" else "features.18"
+    app.switch_page("pages/learn.py")
+    app.run()
+    assert not app.exception, app.exception
+    assert not app.error, [e.value for e in app.error]
+    return app
+
+
+@pytest.mark.parametrize("method", IDS)
+def test_the_page_teaches_every_method(app, explainer, analysis, method):
+    open_learn(app, method)
+    expected = lesson(analysis, method, **page_settings(explainer, method))
+    headings = [h.value for h in app.subheader]
+    for number, step in enumerate(expected.steps, start=1):
+        assert f"{number}. {step.heading}" in headings
+    assert app.get("plotly_chart") and app.get("image")
+    assert app.selectbox(key="learn_method").value == method
+
+
+def test_the_page_shows_gradcams_weights_as_numbers(app, analysis):
+    open_learn(app, "gradcam")
+    table = next(frame.value for frame in app.dataframe if list(frame.value.columns) == ["channel", "weight"])
+    weights = analysis.cam("gradcam").weights
+    np.testing.assert_array_equal(table["weight"].to_numpy(), weights[table["channel"].to_numpy()])
+    assert len(table) == 12
+
+
+def test_the_differ_panel_marks_where_gradcam_and_gradcampp_part(app):
+    open_learn(app, "gradcam")
+    assert app.selectbox(key="learn_other_gradcam").value == "gradcampp"
+    assert "they part at the channel weights" in app.info[0].value
+    marked = [m.value for m in app.markdown if "they part here" in m.value]
+    assert marked == [":red[**3. The channel weights: the mean gradient** · they part here]",
+                      ":red[**3. The channel weights: α-weighted positive gradients** · they part here]"]
+    app.selectbox(key="learn_other_gradcam").set_value("eigencam")
+    app.run()
+    assert not app.exception
+    assert "Both use the same activations; then they take different steps" in app.info[0].value
+    assert [m.value.split("**")[1] for m in app.markdown if "they part here" in m.value] == [
+        "2. The gradients of “Egyptian cat”", "2. The positions × channels matrix"]
+
+
+def test_opening_the_page_runs_no_model_pass_once_gradcam_is_known(explainer):
+    coffee = load_example("coffee")
+    explainer.analyze(coffee).cam("gradcam")
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    app.session_state["image"] = coffee
+    app.session_state["image_name"] = "example: coffee"
+    app.session_state["image_note"] = "400×600 pixels"
+    app.switch_page("pages/learn.py")
+    modules = [explainer.model.module, explainer.fast_model(), explainer.guided_model().module]
+    with count_forward_passes(*modules) as passes:
+        app.run()
+    assert not app.exception and not app.error
+    assert "1. The activations" in [h.value for h in app.subheader]
+    assert "espresso" in app.subheader[1].value
+    assert passes == [], f"the Learn page ran {len(passes)} model passes"
