@@ -133,7 +133,7 @@ class Analysis:
         k = max(1, min(int(k), self.logits.numel()))
         probs, indices = torch.topk(self.probabilities, k)
         labels = self.explainer.labels
-        return [(int(i), labels[int(i)], float(p)) for p, i in zip(probs, indices)]
+        return [(int(i), labels[int(i)], float(p)) for p, i in zip(probs, indices, strict=True)]
 
     def target(self, target: int | None) -> int:
         """target, checked against the label set; None means the top-1 class."""
@@ -146,16 +146,20 @@ class Analysis:
         return int(target)
 
     def _layer(self, layer: str) -> _LayerState:
+        return self._stack([layer])[0]
+
+    def _stack(self, layers: Sequence[str]) -> list[_LayerState]:
+        """The states of layers; those not yet cached come from one shared pass (the graph is counted once)."""
         with self._lock:
-            state = self._layers.get(layer)
-            if state is None:
-                module = self.explainer.model.layer(layer)
-                result = self.explainer.run(self.input, {layer: module})
-                activation = result.activations[layer]
-                state = _LayerState(result.logits, activation, result.graph_bytes)
-                state.values = self.explainer.layout.to_map(activation.detach())[0]
-                self._layers[layer] = state
-            return state
+            missing = [name for name in dict.fromkeys(layers) if name not in self._layers]
+            if missing:
+                result = self.explainer.run(self.input, {name: self.explainer.model.layer(name) for name in missing})
+                for position, name in enumerate(missing):
+                    activation = result.activations[name]
+                    state = _LayerState(result.logits, activation, result.graph_bytes if position == 0 else 0)
+                    state.values = self.explainer.layout.to_map(activation.detach())[0]
+                    self._layers[name] = state
+            return [self._layers[name] for name in layers]
 
     def activations(self, layer: str | None = None) -> torch.Tensor:
         """The (C, h, w) activations at layer (default: the model's target layer)."""
@@ -316,6 +320,7 @@ class Analysis:
             raise CamError(f"{card.name} has no negative map: its map is a magnitude, not signed evidence")
         stack = self._stack_layers(card, layer, layers)
         layer = stack[-1]
+        self._stack(stack)
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise CamError(f"batch_size must be a whole number of at least 1, not {batch_size!r}")
         target = self.target(target)

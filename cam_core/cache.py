@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Generic, Hashable, Protocol, TypeVar
+from typing import Callable, Generic, Hashable, Protocol, TypeVar
 
 
 class Sized(Protocol):
@@ -18,11 +18,13 @@ V = TypeVar("V", bound=Sized)
 class ByteLRU(Generic[V]):
     """Keeps values until their summed nbytes passes max_bytes, then drops the least recently used.
 
-    Values may grow after insertion (lazy quantities): call trim() after they do.
+    Values may grow after insertion (lazy quantities): call trim() after they do. on_drop runs after a trim that
+    dropped values, once they are released.
     """
 
-    def __init__(self, max_bytes: int):
+    def __init__(self, max_bytes: int, on_drop: Callable[[], None] | None = None):
         self.max_bytes = max_bytes
+        self.on_drop = on_drop
         self._items: OrderedDict[Hashable, V] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -43,11 +45,15 @@ class ByteLRU(Generic[V]):
 
     def trim(self) -> None:
         """Drop least recently used values until the total fits; the most recent one always stays."""
+        dropped = []
         with self._lock:
             total = sum(value.nbytes for value in self._items.values())
             while total > self.max_bytes and len(self._items) > 1:
-                _, dropped = self._items.popitem(last=False)
-                total -= dropped.nbytes
+                dropped.append(self._items.popitem(last=False)[1])
+                total -= dropped[-1].nbytes
+        if dropped and self.on_drop is not None:
+            dropped.clear()
+            self.on_drop()
 
     @property
     def nbytes(self) -> int:

@@ -18,6 +18,7 @@ from .images import ImageInput, image_key, load_image, to_input
 from .inference import Progress, chunks, inference_copy
 from .layouts import Layout, layout_for
 from .models import LoadedModel, ModelSpec, get_spec, load_model, resolve_head
+from .release import return_free_memory, steady_heap
 
 DEFAULT_CACHE_BYTES = 1 << 30
 
@@ -50,9 +51,10 @@ class Explainer:
         self._setup(load_model(spec, weights), _cache_bytes_from_env() if cache_bytes is None else cache_bytes)
 
     def _setup(self, model: LoadedModel, cache_bytes: int) -> None:
+        steady_heap()
         self.spec: ModelSpec = model.spec
         self.model = model
-        self.cache: ByteLRU[Analysis] = ByteLRU(cache_bytes)
+        self.cache: ByteLRU[Analysis] = ByteLRU(cache_bytes, on_drop=return_free_memory)
         self._pass_lock = threading.Lock()
         self._fast_lock = threading.Lock()
         self._fast: torch.nn.Module | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -12,6 +13,8 @@ from PIL import Image
 from skimage import data
 
 from cam_core import CamError, Explainer, methods
+from cam_core import explainer as explainer_module
+from cam_core.cache import ByteLRU
 
 
 @contextlib.contextmanager
@@ -120,6 +123,44 @@ def test_bad_requests_get_clear_errors_and_leave_no_hooks(mobilenet, chelsea, ca
     assert all_hooks(mobilenet) == 0
 
 
+class Block:
+    """A cache value of a given size."""
+
+    def __init__(self, nbytes: int):
+        self.nbytes = nbytes
+
+
+def test_the_lru_releases_what_it_drops_before_it_calls_on_drop():
+    released = []
+    alive = []
+
+    def on_drop():
+        released.append([ref() is None for ref in alive])
+
+    cache = ByteLRU(100, on_drop=on_drop)
+    for key in "abc":
+        block = Block(40)
+        alive.append(weakref.ref(block))
+        cache.put(key, block)
+        del block
+    assert released == [[True, False, False]], "a dropped value must be freed when on_drop runs"
+    assert [key for key in "abc" if cache.get(key)] == ["b", "c"]
+    cache.trim()
+    assert len(released) == 1, "on_drop runs only after a trim that dropped something"
+    cache.put("d", Block(100))
+    assert released[-1] == [True, True, True] and [key for key in "abcd" if cache.get(key)] == ["d"]
+
+
+def test_an_explainer_returns_freed_memory_when_its_cache_drops_an_analysis(chelsea, coffee, monkeypatch):
+    calls = []
+    monkeypatch.setattr(explainer_module, "return_free_memory", lambda: calls.append(1))
+    explainer = Explainer("mobilenet_v2", cache_bytes=1)
+    explainer.analyze(chelsea)
+    assert calls == []
+    explainer.analyze(coffee)
+    assert calls == [1] and len(explainer.cache) == 1
+
+
 def test_cache_is_bounded_in_bytes(chelsea):
     explainer = Explainer("mobilenet_v2", cache_bytes=3_000_000)
     photos = [data.coffee(), data.astronaut(), data.rocket(), np.asarray(chelsea)]
@@ -153,8 +194,9 @@ def test_eight_threads_get_exactly_the_maps_each_gets_alone(chelsea, coffee, dog
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         together = list(pool.map(work, jobs))
-    for expected, got in zip(alone, together):
+    for expected, got in zip(alone, together, strict=True):
         assert (got.method, got.target) == (expected.method, expected.target)
         np.testing.assert_allclose(got.raw, expected.raw, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(got.saliency, expected.saliency, atol=1e-5)
     assert all_hooks(shared) == 0
+

@@ -164,6 +164,28 @@ def test_a_class_switch_runs_no_forward_pass(mobilenet, chelsea, method):
         assert guided is not None and len(guided.gradients) == 3
 
 
+@pytest.mark.parametrize("method", ["layercam", "zoomcam", "polycam"])
+def test_a_cold_multi_layer_call_hooks_every_missing_layer_in_one_pass(mobilenet, chelsea, method):
+    """The pyramid's layers not yet cached come from one shared forward pass (its graph counted once), and give the
+    same activations, gradients and map as one pass per layer."""
+    pyramid = mobilenet.model.pyramid()
+    shared = fresh_analysis(mobilenet, chelsea)
+    before = shared.nbytes
+    with count_forward_passes(mobilenet.model.module) as passes:
+        together = shared.cam(method, layers=pyramid)
+    assert len(passes) == 1, f"{method}: a cold call ran {len(passes)} forward passes"
+    apart = fresh_analysis(mobilenet, chelsea)
+    for name in pyramid:
+        apart.activations(name)
+    assert np.array_equal(together.raw, apart.cam(method, layers=pyramid).raw)
+    for name in pyramid:
+        assert torch.equal(shared.activations(name), apart.activations(name))
+        assert torch.equal(shared.gradients(EGYPTIAN_CAT, name), apart.gradients(EGYPTIAN_CAT, name))
+    graphs = [shared._layers[name].graph_bytes for name in pyramid if name != mobilenet.default_layer]
+    assert sum(1 for size in graphs if size) == 1, "one shared graph is counted once"
+    assert shared.nbytes - before < apart.nbytes - before
+
+
 # ------------------------------------------------------------------------------------------------------ errors
 
 
