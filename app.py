@@ -18,6 +18,7 @@ from pages import (
     page_setup,
 )
 
+
 def _pick_target(index: int) -> None:
     st.session_state.target = index
 

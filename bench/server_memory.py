@@ -26,10 +26,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from memory import MIB, distinct_images  # noqa: E402
 
-from tests.test_browser import CHROMIUM, playwright_api, settle, streamlit_server  # noqa: E402
+from tests.test_browser import ARGS, CHROMIUM, playwright_api, settle, streamlit_server  # noqa: E402
 
 UPLOADER = "[data-testid=stFileUploader] input[type=file]"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
 
 
 def server_rss(port: int) -> int:

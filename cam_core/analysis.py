@@ -18,6 +18,7 @@ from .maps import saliency_map
 from .paths import PathSpec, path_inputs
 from .registry import CamInputs, LayerInputs, Method, MethodCard, PathInputs, get_method
 from .scores import AblationScores, MaskScores, MaskSpec, ablate_through_head, default_precision, score_masks
+from .sharing.once import OnceMap
 
 DEFAULT_BATCH = 32
 DEFAULT_PRECISION = default_precision()
@@ -48,17 +49,16 @@ class CamResult:
 class _LayerState:
     """A layer's activations for this image, its graph to the logits, and the gradients asked for so far."""
 
-    def __init__(self, logits: torch.Tensor, activation: torch.Tensor, graph_bytes: int):
+    def __init__(self, logits: torch.Tensor, activation: torch.Tensor, values: torch.Tensor, graph_bytes: int):
         self.logits = logits
         self.activation = activation
-        self.values = activation.detach()[0]
+        self.values = values
         self.graph_bytes = graph_bytes
-        self.gradients: dict[int, torch.Tensor] = {}
+        self.gradients: OnceMap[torch.Tensor] = OnceMap()
 
     @property
     def nbytes(self) -> int:
-        tensors = [self.values, *self.gradients.values()]
-        return self.graph_bytes + sum(t.numel() * t.element_size() for t in tensors)
+        return self.graph_bytes + tensor_bytes(self.values)
 
 
 class _BatchState:
@@ -69,12 +69,11 @@ class _BatchState:
         self.chunks = chunks
         self.values = values
         self.graph_bytes = graph_bytes
-        self.gradients: dict[int, torch.Tensor] = {}
+        self.gradients: OnceMap[torch.Tensor] = OnceMap()
 
     @property
     def nbytes(self) -> int:
-        tensors = [self.values, *self.gradients.values()]
-        return self.graph_bytes + sum(t.numel() * t.element_size() for t in tensors)
+        return self.graph_bytes + tensor_bytes(self.values)
 
 
 class _InputState:
@@ -84,31 +83,42 @@ class _InputState:
         self.logits = logits
         self.leaf = leaf
         self.graph_bytes = graph_bytes
-        self.gradients: dict[int, torch.Tensor] = {}
+        self.gradients: OnceMap[torch.Tensor] = OnceMap()
 
     @property
     def nbytes(self) -> int:
-        return self.graph_bytes + sum(t.numel() * t.element_size() for t in self.gradients.values())
+        return self.graph_bytes
+
+
+def tensor_bytes(tensor: torch.Tensor) -> int:
+    return tensor.numel() * tensor.element_size()
 
 
 PATH_CHUNK = 16
 
 
 class Analysis:
-    """The per-image cache: logits and activations from one pass; gradients per (class, layer) on demand."""
+    """The per-image cache: logits and activations from one pass; gradients per (class, layer) on demand.
+
+    Threads may share an Analysis: each cached quantity is computed once, by the first thread that asks, while
+    threads asking for other quantities go on (see cam_core.sharing for the lock order). `nbytes` is published as
+    the Analysis grows, so the cache can read it without waiting.
+    """
 
     def __init__(self, explainer: Explainer, image: Image.Image, key: str, model_input: torch.Tensor):
         self.explainer = explainer
         self.image = image
         self.key = key
         self.input = model_input
-        self._lock = threading.RLock()
+        self._bytes_lock = threading.Lock()
+        self.nbytes = image.width * image.height * len(image.getbands()) + tensor_bytes(model_input)
+        self._layer_lock = threading.Lock()
         self._layers: dict[str, _LayerState] = {}
-        self._clusters: dict[tuple[str, int, str, int], ChannelClusters] = {}
-        self._mask_scores: dict[tuple[MaskSpec, str], MaskScores] = {}
-        self._ablations: dict[str, AblationScores] = {}
-        self._paths: dict[PathSpec, _BatchState] = {}
-        self._guided: _InputState | None = None
+        self._clusters: OnceMap[ChannelClusters] = OnceMap()
+        self._mask_scores: OnceMap[MaskScores] = OnceMap()
+        self._ablations: OnceMap[AblationScores] = OnceMap()
+        self._paths: OnceMap[_BatchState] = OnceMap()
+        self._guided: OnceMap[_InputState] = OnceMap()
         first = self._layer(explainer.default_layer)
         self.logits = first.logits.detach()[0]
         self.probabilities = torch.softmax(self.logits, dim=0)
@@ -118,13 +128,13 @@ class Analysis:
         """The original image's (height, width)."""
         return self.image.height, self.image.width
 
-    @property
-    def nbytes(self) -> int:
-        with self._lock:
-            parts = [*self._layers.values(), *self._clusters.values(), *self._mask_scores.values(),
-                     *self._ablations.values(), *self._paths.values(), *([self._guided] if self._guided else [])]
-            picture = self.image.width * self.image.height * len(self.image.getbands())
-            return picture + self.input.numel() * 4 + sum(part.nbytes for part in parts)
+    def _grew(self, part: object) -> None:
+        """Count a newly cached part (anything with nbytes, or a tensor) in the published size, and let the cache
+        trim itself to its bound."""
+        added = tensor_bytes(part) if isinstance(part, torch.Tensor) else int(part.nbytes)
+        with self._bytes_lock:
+            self.nbytes += added
+        self.explainer.cache.trim()
 
     def top_k(self, k: int = 5) -> list[tuple[int, str, float]]:
         """The k most probable classes as (class index, label, probability)."""
@@ -150,16 +160,19 @@ class Analysis:
 
     def _stack(self, layers: Sequence[str]) -> list[_LayerState]:
         """The states of layers; those not yet cached come from one shared pass (the graph is counted once)."""
-        with self._lock:
-            missing = [name for name in dict.fromkeys(layers) if name not in self._layers]
-            if missing:
-                result = self.explainer.run(self.input, {name: self.explainer.model.layer(name) for name in missing})
-                for position, name in enumerate(missing):
-                    activation = result.activations[name]
-                    state = _LayerState(result.logits, activation, result.graph_bytes if position == 0 else 0)
-                    state.values = self.explainer.layout.to_map(activation.detach())[0]
-                    self._layers[name] = state
-            return [self._layers[name] for name in layers]
+        if any(name not in self._layers for name in layers):
+            with self._layer_lock:
+                missing = [name for name in dict.fromkeys(layers) if name not in self._layers]
+                if missing:
+                    result = self.explainer.run(self.input, missing)
+                    for position, name in enumerate(missing):
+                        activation = result.activations[name]
+                        values = self.explainer.layout.to_map(activation.detach())[0]
+                        state = _LayerState(result.logits, activation, values,
+                                            result.graph_bytes if position == 0 else 0)
+                        self._grew(state)
+                        self._layers[name] = state
+        return [self._layers[name] for name in layers]
 
     def activations(self, layer: str | None = None) -> torch.Tensor:
         """The (C, h, w) activations at layer (default: the model's target layer)."""
@@ -169,41 +182,42 @@ class Analysis:
         """The (C, h, w) gradient of target's logit at layer; a backward through the layers after it, once."""
         state = self._layer(layer or self.explainer.default_layer)
         target = self.target(target)
-        with self._lock:
-            if target not in state.gradients:
-                (grad,) = torch.autograd.grad(
-                    state.logits[0, target], state.activation, retain_graph=True, allow_unused=True
-                )
-                layout = self.explainer.layout
-                state.gradients[target] = torch.zeros_like(state.values) if grad is None else layout.to_map(grad)[0]
-            return state.gradients[target]
+
+        def backward() -> torch.Tensor:
+            (grad,) = torch.autograd.grad(
+                state.logits[0, target], state.activation, retain_graph=True, allow_unused=True
+            )
+            return torch.zeros_like(state.values) if grad is None else self.explainer.layout.to_map(grad)[0]
+
+        return state.gradients.get(target, backward, self._grew)
 
     def path(self, spec: PathSpec, target: int | None = None) -> PathInputs:
         """Activations and target-class gradients at spec.layer for spec's altered inputs: one batched pass per
         spec, a backward through the layers after spec.layer per class."""
         target = self.target(target)
-        module = self.explainer.model.layer(spec.layer)
-        with self._lock:
-            state = self._paths.get(spec)
-            if state is None:
-                rows = path_inputs(self.input, spec)
-                chunks, maps, graph_bytes = [], [], 0
-                for start in range(0, rows.shape[0], PATH_CHUNK):
-                    result = self.explainer.run(rows[start : start + PATH_CHUNK], {spec.layer: module})
-                    leaf = result.activations[spec.layer]
-                    chunks.append((result.logits, leaf))
-                    maps.append(self.explainer.layout.to_map(leaf.detach()))
-                    graph_bytes += result.graph_bytes
-                state = _BatchState(chunks, torch.cat(maps), graph_bytes)
-                self._paths[spec] = state
-            if target not in state.gradients:
-                grads = []
-                for logits, leaf in state.chunks:
-                    (grad,) = torch.autograd.grad(logits[:, target].sum(), leaf, retain_graph=True, allow_unused=True)
-                    grads.append(torch.zeros_like(leaf) if grad is None else grad)
-                state.gradients[target] = self.explainer.layout.to_map(torch.cat(grads))
-            values, grads = state.values, state.gradients[target]
-        self.explainer.cache.trim()
+        self.explainer.model.layer(spec.layer)
+
+        def run() -> _BatchState:
+            rows = path_inputs(self.input, spec)
+            chunks, maps, graph_bytes = [], [], 0
+            for start in range(0, rows.shape[0], PATH_CHUNK):
+                result = self.explainer.run(rows[start : start + PATH_CHUNK], [spec.layer])
+                leaf = result.activations[spec.layer]
+                chunks.append((result.logits, leaf))
+                maps.append(self.explainer.layout.to_map(leaf.detach()))
+                graph_bytes += result.graph_bytes
+            return _BatchState(chunks, torch.cat(maps), graph_bytes)
+
+        state = self._paths.get(spec, run, self._grew)
+
+        def backward() -> torch.Tensor:
+            grads = []
+            for logits, leaf in state.chunks:
+                (grad,) = torch.autograd.grad(logits[:, target].sum(), leaf, retain_graph=True, allow_unused=True)
+                grads.append(torch.zeros_like(leaf) if grad is None else grad)
+            return self.explainer.layout.to_map(torch.cat(grads))
+
+        values, grads = state.values, state.gradients.get(target, backward, self._grew)
         if spec.has_baseline:
             return PathInputs(values[1:], grads[1:], values[0])
         return PathInputs(values, grads)
@@ -212,29 +226,26 @@ class Analysis:
         """The (3, H, W) guided-backpropagation gradient of target's logit at the model input (the guided copy's
         graph is kept, so another class costs one backward)."""
         target = self.target(target)
-        with self._lock:
-            if self._guided is None:
-                found = self.explainer.input_gradients(self.input, guided=True)
-                self._guided = _InputState(found.logits, found.input, found.graph_bytes)
-            state = self._guided
-            if target not in state.gradients:
-                (grad,) = torch.autograd.grad(state.logits[0, target], state.leaf, retain_graph=True)
-                state.gradients[target] = grad[0]
-            found = state.gradients[target]
-        self.explainer.cache.trim()
-        return found
+
+        def run() -> _InputState:
+            found = self.explainer.input_gradients(self.input, guided=True)
+            return _InputState(found.logits, found.input, found.graph_bytes)
+
+        state = self._guided.get(None, run, self._grew)
+
+        def backward() -> torch.Tensor:
+            (grad,) = torch.autograd.grad(state.logits[0, target], state.leaf, retain_graph=True)
+            return grad[0]
+
+        return state.gradients.get(target, backward, self._grew)
 
     def clusters(self, k: int, rows: str = "raw", layer: str | None = None, seed: int = 0) -> ChannelClusters:
         """k-means clusters of the channels at layer (rows "raw" or "l2"), computed once per (layer, k, rows, seed)."""
         layer = layer or self.explainer.default_layer
-        key = (layer, int(k), rows, int(seed))
         activations = self.activations(layer)
-        with self._lock:
-            if key not in self._clusters:
-                self._clusters[key] = cluster_channels(activations, int(k), rows, int(seed))
-            found = self._clusters[key]
-        self.explainer.cache.trim()
-        return found
+        return self._clusters.get(
+            (layer, int(k), rows, int(seed)), lambda: cluster_channels(activations, int(k), rows, int(seed)), self._grew
+        )
 
     def mask_scores(
         self,
@@ -244,27 +255,28 @@ class Analysis:
         partial: Callable[[MaskScores], None] | None = None,
         precision: str = DEFAULT_PRECISION,
     ) -> MaskScores:
-        """Logits of every masked input of spec (all classes at once), computed once per (spec, precision)."""
+        """Logits of every masked input of spec (all classes at once), computed once per (spec, precision).
+
+        The masks are split into batches of batch_size in a fixed order, so the scores do not depend on what else
+        runs meanwhile."""
         activations = self.activations(spec.layer)
-        with self._lock:
-            if (spec, precision) not in self._mask_scores:
-                known = (
-                    torch.from_numpy(self.clusters(spec.k, spec.rows, spec.layer, spec.seed).labels)
-                    if spec.grouping == "kmeans"
-                    else None
-                )
-                self._mask_scores[spec, precision] = score_masks(
-                    self.explainer.fast_model(), self.input, activations, spec, batch_size, progress, partial,
-                    precision, known,
-                )
-            found = self._mask_scores[spec, precision]
-        self.explainer.cache.trim()
-        return found
+
+        def run() -> MaskScores:
+            known = (
+                torch.from_numpy(self.clusters(spec.k, spec.rows, spec.layer, spec.seed).labels)
+                if spec.grouping == "kmeans"
+                else None
+            )
+            return score_masks(
+                self.explainer.fast_model(), self.input, activations, spec, batch_size, progress, partial,
+                precision, known,
+            )
+
+        return self._mask_scores.get((spec, precision), run, self._grew)
 
     def has_mask_scores(self, spec: MaskSpec, precision: str = DEFAULT_PRECISION) -> bool:
         """Whether spec's score matrix is already computed (so using it is instant)."""
-        with self._lock:
-            return (spec, precision) in self._mask_scores
+        return (spec, precision) in self._mask_scores
 
     def ablation_scores(
         self, layer: str | None = None, batch_size: int = 128, progress: Progress | None = None
@@ -273,22 +285,20 @@ class Analysis:
         model's split layer, by full forward passes (one per channel) elsewhere."""
         layer = layer or self.explainer.default_layer
         activations = self.activations(layer)
-        with self._lock:
-            if layer not in self._ablations:
-                started = time.perf_counter()
-                head_only = layer == self.explainer.default_layer and self.explainer.head_splits
-                if head_only:
-                    logits = ablate_through_head(self.explainer.model.head, activations, batch_size, progress)
-                else:
-                    logits = self.explainer.ablate_full(
-                        self.input, layer, activations.shape[0], max(1, batch_size // 4), progress
-                    )
-                self._ablations[layer] = AblationScores(
-                    logits, self._layer(layer).logits.detach()[0], head_only, time.perf_counter() - started
+
+        def run() -> AblationScores:
+            started = time.perf_counter()
+            head_only = layer == self.explainer.default_layer and self.explainer.head_splits
+            if head_only:
+                logits = ablate_through_head(self.explainer.model.head, activations, batch_size, progress)
+            else:
+                logits = self.explainer.ablate_full(
+                    self.input, layer, activations.shape[0], max(1, batch_size // 4), progress
                 )
-            found = self._ablations[layer]
-        self.explainer.cache.trim()
-        return found
+            return AblationScores(logits, self._layer(layer).logits.detach()[0], head_only,
+                                  time.perf_counter() - started)
+
+        return self._ablations.get(layer, run, self._grew)
 
     def cam(
         self,
@@ -355,9 +365,7 @@ class Analysis:
 
             scores = self.mask_scores(spec, batch_size, progress, show_partial if partial else None, precision)
             inputs = replace(inputs, mask_scores=scores)
-        result = self._result(chosen, inputs, params, layer, sign, started)
-        self.explainer.cache.trim()
-        return result
+        return self._result(chosen, inputs, params, layer, sign, started)
 
     def _stack_layers(self, card: MethodCard, layer: str | None, layers: Sequence[str] | None) -> list[str]:
         """The layers a call works on, shallow to deep (one layer for single-layer methods)."""

@@ -8,8 +8,7 @@ from typing import Callable, Generic, Hashable, Protocol, TypeVar
 
 
 class Sized(Protocol):
-    @property
-    def nbytes(self) -> int: ...
+    nbytes: int
 
 
 V = TypeVar("V", bound=Sized)
@@ -18,8 +17,9 @@ V = TypeVar("V", bound=Sized)
 class ByteLRU(Generic[V]):
     """Keeps values until their summed nbytes passes max_bytes, then drops the least recently used.
 
-    Values may grow after insertion (lazy quantities): call trim() after they do. on_drop runs after a trim that
-    dropped values, once they are released.
+    Values may grow after insertion (lazy quantities): call trim() after they do. A value's nbytes must be a number
+    it publishes, readable without taking any lock of the value's (so the cache's lock, held while reading them, is
+    a leaf: see cam_core.sharing). on_drop runs after a trim that dropped values, outside the lock.
     """
 
     def __init__(self, max_bytes: int, on_drop: Callable[[], None] | None = None):

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
 
 from .errors import CamError
 
@@ -44,9 +46,6 @@ def channel_rows(activations: torch.Tensor, rows: str) -> np.ndarray:
 def cluster_channels(activations: torch.Tensor, k: int, rows: str = "raw", seed: int = 0) -> ChannelClusters:
     """k-means (k-means++ start, fixed seed) over the channels' maps; each cluster's summed map; a 2-D PCA of the
     rows for plotting."""
-    from sklearn.cluster import KMeans
-    from sklearn.decomposition import PCA
-
     channels = activations.shape[0]
     if not 1 <= k <= channels:
         raise CamError(f"k must be between 1 and the layer's {channels} channels, not {k}")

@@ -19,6 +19,9 @@ from .inference import Progress, chunks, inference_copy
 from .layouts import Layout, layout_for
 from .models import LoadedModel, ModelSpec, get_spec, load_model, resolve_head
 from .release import return_free_memory, steady_heap
+from .sharing.once import SharedWork
+from .sharing.replicas import Replicas
+from .sharing.slots import PASSES
 
 DEFAULT_CACHE_BYTES = 1 << 30
 
@@ -34,10 +37,13 @@ def _cache_bytes_from_env() -> int:
 
 
 class Explainer:
-    """Explains images with one model from models.yaml.
+    """Explains images with one model from models.yaml; threads (a server's sessions) may share one.
 
     weights: None for the entry's own weights, "random" for a random initialisation, or a path to your own
     safetensors / state_dict file. cache_bytes bounds the per-image analyses kept (default $CAM_CACHE_BYTES or 1 GiB).
+
+    The loaded network is never hooked or changed: passes that hook layers run on replicas of it (its own tensors in
+    new module objects), each pass admitted in turn by the process's pass slots (see cam_core.sharing).
     """
 
     def __init__(
@@ -55,7 +61,8 @@ class Explainer:
         self.spec: ModelSpec = model.spec
         self.model = model
         self.cache: ByteLRU[Analysis] = ByteLRU(cache_bytes, on_drop=return_free_memory)
-        self._pass_lock = threading.Lock()
+        self._replicas = Replicas(model.module)
+        self._analyzing = SharedWork()
         self._fast_lock = threading.Lock()
         self._fast: torch.nn.Module | None = None
         self._guided_lock = threading.Lock()
@@ -66,9 +73,8 @@ class Explainer:
         self._parameter_storages = frozenset(t.untyped_storage().data_ptr() for t in tensors)
 
     def module_copy(self) -> torch.nn.Module:
-        """A deep copy of the shared network, taken between passes (so no other call's hooks come along)."""
-        with self._pass_lock:
-            return copy.deepcopy(self.model.module)
+        """A deep copy of the shared network (which carries no hooks), to change without touching it."""
+        return copy.deepcopy(self.model.module)
 
     def with_module(self, module: torch.nn.Module, weights_source: str) -> Explainer:
         """An Explainer of the same models.yaml entry whose network is module (a changed copy of this one's, such as
@@ -94,20 +100,25 @@ class Explainer:
         return self.spec.target_layer
 
     def analyze(self, image: ImageInput) -> Analysis:
-        """The Analysis of image: one forward pass the first time, the cached one after."""
+        """The Analysis of image: one forward pass the first time, the cached one after. Sessions asking for the
+        same image at the same time share one Analysis (and so every map computed for it)."""
         picture = load_image(image)
         key = image_key(picture)
-        cached = self.cache.get(key)
-        if cached is not None:
-            return cached
-        analysis = Analysis(self, picture, key, to_input(picture, self.spec.preprocessing))
-        return self.cache.put(key, analysis)
 
-    def run(self, model_input: torch.Tensor, layers: dict[str, torch.nn.Module]) -> LayerPass:
-        """One forward pass capturing layers (serialised: the model is shared)."""
-        return run_with_layers(
-            self.model.module, model_input, layers, self._pass_lock, self._parameter_storages, self.layout
-        )
+        def build() -> Analysis:
+            cached = self.cache.get(key)
+            if cached is not None:
+                return cached
+            return self.cache.put(key, Analysis(self, picture, key, to_input(picture, self.spec.preprocessing)))
+
+        return self.cache.get(key) or self._analyzing.run(key, build)
+
+    def run(self, model_input: torch.Tensor, layers: list[str]) -> LayerPass:
+        """One forward pass capturing the layers named, on a replica of the network, in turn with other passes."""
+        for name in layers:
+            self.model.layer(name)
+        with PASSES.slot(), self._replicas.borrow() as replica:
+            return run_with_layers(replica, model_input, layers, self._parameter_storages, self.layout)
 
     @property
     def head_splits(self) -> bool:
@@ -119,16 +130,18 @@ class Explainer:
         shared model is never changed)."""
         with self._guided_lock:
             if self._guided is None:
-                with self._pass_lock:
-                    self._guided = guided_copy(self.model.module)
+                self._guided = guided_copy(self.model.module)
             return self._guided
 
     def input_gradients(self, model_input: torch.Tensor, guided: bool) -> InputPass:
-        """Logits of a pass that keeps the graph down to the input, through the guided copy or the shared model."""
+        """Logits of a pass that keeps the graph down to the input, through the guided copy (whose guiding hooks
+        sit on each pass's own tensors, so passes may run side by side) or the network."""
         if guided:
             copy = self.guided_model()
-            return input_pass(copy.module, model_input, self._guided_lock, copy.parameter_storages)
-        return input_pass(self.model.module, model_input, self._pass_lock, self._parameter_storages)
+            with PASSES.slot():
+                return input_pass(copy.module, model_input, copy.parameter_storages)
+        with PASSES.slot():
+            return input_pass(self.model.module, model_input, self._parameter_storages)
 
     def fast_model(self) -> torch.nn.Module:
         """The private inference copy used for batches of masked inputs (built on first use)."""
@@ -136,9 +149,9 @@ class Explainer:
             if self._fast is None:
                 size = self.spec.preprocessing.input_size
                 example = torch.linspace(-1, 1, 3 * size * size).reshape(1, 3, size, size)
-                with self._pass_lock, torch.inference_mode():
+                with PASSES.slot(), torch.inference_mode():
                     expected = self.model.module(example)
-                self._fast = inference_copy(self.model.module, example, expected)
+                    self._fast = inference_copy(self.model.module, example, expected)
             return self._fast
 
     def ablate_full(
@@ -146,7 +159,7 @@ class Explainer:
     ) -> torch.Tensor:
         """(channels, classes) logits of full forward passes with each channel of layer zeroed in turn: the fallback
         of Ablation-CAM where the model does not split at layer (one pass per channel)."""
-        module = self.model.layer(layer)
+        self.model.layer(layer)
         outputs = []
         for part in chunks(channels, batch_size):
             count = part.stop - part.start
@@ -154,10 +167,10 @@ class Explainer:
             def zero_channels(_module, _inputs, output, part=part, count=count):
                 return self.layout.zero_channels(output, torch.arange(count), torch.arange(part.start, part.stop))
 
-            with self._pass_lock, torch.inference_mode():
-                handle = module.register_forward_hook(zero_channels)
+            with PASSES.slot(), self._replicas.borrow() as replica, torch.inference_mode():
+                handle = replica.get_submodule(layer).register_forward_hook(zero_channels)
                 try:
-                    outputs.append(self.model.module(model_input.repeat(count, 1, 1, 1)).float())
+                    outputs.append(replica(model_input.repeat(count, 1, 1, 1)).float())
                 finally:
                     handle.remove()
             if progress is not None:

@@ -1,8 +1,10 @@
-"""One model pass that captures chosen layers' outputs as differentiable tensors, leaving nothing attached."""
+"""One model pass that captures chosen layers' outputs as differentiable tensors, leaving nothing attached.
+
+The caller gives a module tree that no other thread is running (an Explainer's replica), since hooks on a module
+act on every pass through it."""
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import torch
@@ -24,12 +26,12 @@ class LayerPass:
 def run_with_layers(
     model: nn.Module,
     x: torch.Tensor,
-    layers: dict[str, nn.Module],
-    lock: threading.Lock,
+    layers: list[str],
     parameter_storages: frozenset[int],
     layout: Layout = NCHW,
 ) -> LayerPass:
-    """Run model on x and keep each layer's output; gradients can then be taken from the logits to them.
+    """Run model on x and keep the output of each layer named in layers; gradients can then be taken from the
+    logits to them.
 
     The first captured layer to run becomes a leaf, so no graph is built above it: a gradient at a layer costs
     a backward through the part of the model after that layer only. Outputs are cloned before the model goes on,
@@ -55,14 +57,13 @@ def run_with_layers(
             graph_bytes += tensor.numel() * tensor.element_size()
         return tensor
 
-    with lock:
-        handles = [module.register_forward_hook(make_hook(name)) for name, module in layers.items()]
-        try:
-            with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-                logits = model(x)
-        finally:
-            for handle in handles:
-                handle.remove()
+    handles = [model.get_submodule(name).register_forward_hook(make_hook(name)) for name in layers]
+    try:
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            logits = model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
     missing = [name for name in layers if name not in captured]
     if missing:
         raise CamError(f"layer(s) {', '.join(missing)} did not run in the model's forward pass; pick another layer")
@@ -86,9 +87,7 @@ class InputPass:
     graph_bytes: int
 
 
-def input_pass(
-    model: nn.Module, x: torch.Tensor, lock: threading.Lock, parameter_storages: frozenset[int]
-) -> InputPass:
+def input_pass(model: nn.Module, x: torch.Tensor, parameter_storages: frozenset[int]) -> InputPass:
     """Run model on a differentiable copy of x, keeping the whole graph so that input gradients can be taken."""
     leaf = x.detach().clone().requires_grad_(True)
     graph_bytes = 0
@@ -99,6 +98,6 @@ def input_pass(
             graph_bytes += tensor.numel() * tensor.element_size()
         return tensor
 
-    with lock, torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         logits = model(leaf)
     return InputPass(logits, leaf, graph_bytes)

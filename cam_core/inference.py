@@ -9,30 +9,72 @@ import torch
 from torch import nn
 
 Progress = Callable[[int, int], None]
+PLAIN_CONV_SUBCLASSES = frozenset({"Conv2dSame"})  # convolutions that only pad first (timm's "same" padding)
 
 
 def inference_copy(model: nn.Module, example: torch.Tensor, expected: torch.Tensor) -> nn.Module:
-    """A copy of model for batched inference: batch-norm folded into the convolutions where the model traces,
+    """A copy of model for batched inference: each batch norm that directly follows a convolution folded into it,
     channels-last memory. The shared model is never touched; the copy must give `expected` (the model's logits for
-    example), else a plain copy is used."""
-    from torch.fx.experimental.optimization import fuse
+    example), else a plain copy is used.
 
-    try:
-        fast = fuse(copy.deepcopy(model))
-    except Exception:  # noqa: BLE001 - models that do not trace symbolically keep their layers
-        fast = copy.deepcopy(model)
-    fast = fast.eval()
+    The folding is found by running the copy once with hooks on its own modules (never by symbolic tracing, which
+    patches every module's call in the process and breaks other threads' passes)."""
+    fast = copy.deepcopy(model).eval()
+    for parameter in fast.parameters():
+        parameter.requires_grad_(False)
+    fold_batch_norms(fast, example)
     try:
         fast = fast.to(memory_format=torch.channels_last)
     except RuntimeError:  # buffers that are not 4-D (transformers' position tables) keep their layout
         pass
-    for parameter in fast.parameters():
-        parameter.requires_grad_(False)
     with torch.inference_mode():
         got = fast(example.contiguous(memory_format=torch.channels_last))
     if not torch.allclose(expected, got, rtol=1e-3, atol=1e-3):
         fast = copy.deepcopy(model).eval()
     return fast
+
+
+def fold_batch_norms(model: nn.Module, example: torch.Tensor) -> int:
+    """Fold every eval-mode BatchNorm2d whose input is exactly a convolution's output into that convolution, in place,
+    and return how many were folded. A batch norm with an activation after it (timm's BatchNormAct2d) keeps the
+    activation."""
+    outputs: dict[int, tuple[nn.Conv2d, torch.Tensor]] = {}
+    pairs: list[tuple[nn.Conv2d, nn.BatchNorm2d]] = []
+
+    def after_conv(module, _inputs, output):
+        outputs[id(output)] = (module, output)  # kept alive so that no later tensor reuses its id
+
+    def before_norm(module, inputs):
+        conv, _ = outputs.get(id(inputs[0]), (None, None))
+        if conv is not None and module.track_running_stats and module.running_var is not None:
+            pairs.append((conv, module))
+
+    convolutions = [m for m in model.modules() if type(m) is nn.Conv2d or type(m).__name__ in PLAIN_CONV_SUBCLASSES]
+    handles = [m.register_forward_hook(after_conv) for m in convolutions]
+    handles += [m.register_forward_pre_hook(before_norm) for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    try:
+        with torch.inference_mode():
+            model(example)
+    finally:
+        for handle in handles:
+            handle.remove()
+    parents = {id(child): (parent, name) for parent in model.modules() for name, child in parent.named_children()}
+    folded = 0
+    for conv, norm in {id(norm): (conv, norm) for conv, norm in pairs}.values():
+        if id(norm) not in parents:
+            continue
+        scale = norm.weight / torch.sqrt(norm.running_var + norm.eps) if norm.affine else torch.rsqrt(
+            norm.running_var + norm.eps
+        )
+        shift = (norm.bias if norm.affine else 0.0) - norm.running_mean * scale
+        bias = conv.bias if conv.bias is not None else torch.zeros_like(norm.running_mean)
+        conv.weight = nn.Parameter(conv.weight * scale.reshape(-1, 1, 1, 1), requires_grad=False)
+        conv.bias = nn.Parameter(bias * scale + shift, requires_grad=False)
+        parent, name = parents[id(norm)]
+        rest = [getattr(norm, part) for part in ("drop", "act") if isinstance(getattr(norm, part, None), nn.Module)]
+        setattr(parent, name, nn.Sequential(*rest) if rest else nn.Identity())
+        folded += 1
+    return folded
 
 
 def chunks(count: int, size: int) -> Iterator[slice]:

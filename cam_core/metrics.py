@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from .errors import CamError
 from .inference import chunks
 from .masking import baseline_input as masking_baseline
+from .sharing.slots import PASSES
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 BASELINES = ("blur", "zero")
@@ -66,7 +67,8 @@ def probabilities(model: Model, inputs: torch.Tensor, target: int, batch_size: i
     found = []
     with torch.inference_mode():
         for part in chunks(inputs.shape[0], batch_size):
-            logits = model(inputs[part.start : part.stop]).float()
+            with PASSES.slot():
+                logits = model(inputs[part.start : part.stop]).float()
             found.append(torch.softmax(logits, dim=1)[:, target])
     return torch.cat(found).numpy().astype(np.float64)
 

@@ -7,6 +7,7 @@ import re
 from functools import lru_cache
 
 import numpy as np
+import plotly.colors as pc
 from PIL import Image
 
 from .errors import CamError
@@ -18,8 +19,6 @@ DIVERGING = "RdBu_r"
 @lru_cache(maxsize=None)
 def colormap_table(name: str) -> np.ndarray:
     """A (256, 3) uint8 lookup table for one of plotly's named colour scales (append _r to reverse)."""
-    import plotly.colors as pc
-
     reverse = name.endswith("_r")
     base = name[:-2] if reverse else name
     if base == "gray":

@@ -7,17 +7,19 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
+from scipy.sparse.csgraph import connected_components
+from sklearn.cluster import SpectralClustering
 from torch import nn
 
 from .clusters import channel_rows, cluster_channels
 from .errors import CamError
 from .inference import Progress, chunks
 from .masking import BASELINES, baseline_input, masked_inputs, normalized_masks
+from .sharing.slots import PASSES
 
 GROUPINGS = ("channels", "kmeans", "contiguous", "spectral")
 
@@ -101,9 +103,6 @@ def _spectral_labels(activations: torch.Tensor, spec: MaskSpec) -> tuple[torch.T
     """Spectral clustering on cosine affinity; channels that are all zero have no direction and join group 0.
     Where the affinity graph of the others falls apart, spectral clustering is not defined: k-means on L2-normalised
     rows (the same cosine geometry) is used instead, and the note says so."""
-    from scipy.sparse.csgraph import connected_components
-    from sklearn.cluster import SpectralClustering
-
     rows = channel_rows(activations, "l2")
     alive = np.linalg.norm(rows, axis=1) > 0
     affinity = np.clip(rows[alive] @ rows[alive].T, 0.0, 1.0)
@@ -152,19 +151,20 @@ def score_masks(
     base = baseline_input(model_input, spec.baseline)
     mass = maps.clamp(min=0).flatten(1).sum(dim=1)
     todo = [int(i) for i in torch.argsort(mass, descending=True) if not constant[i]]
-    with torch.inference_mode(), _autocast(precision):
+    with PASSES.slot(), torch.inference_mode(), _autocast(precision):
         baseline_logits = model(base.contiguous(memory_format=torch.channels_last))[0].float()
     logits = baseline_logits.repeat(len(maps), 1)
 
     def run(part: slice) -> tuple[torch.Tensor, torch.Tensor]:
         chosen = torch.tensor(todo[part], dtype=torch.long)
         masks, _ = normalized_masks(maps[chosen], size, spec.align_corners)
-        with torch.inference_mode(), _autocast(precision):
+        with PASSES.slot(), torch.inference_mode(), _autocast(precision):
             batch = masked_inputs(model_input, base, masks).contiguous(memory_format=torch.channels_last)
             return chosen, model(batch).float()
 
     done = 0
-    with ThreadPoolExecutor(max_workers=_workers()) as pool:
+    pool = ThreadPoolExecutor(max_workers=_workers())
+    try:
         for chosen, batch_logits in pool.map(run, chunks(len(todo), batch_size)):
             logits[chosen] = batch_logits
             done += len(chosen)
@@ -173,19 +173,16 @@ def score_masks(
             if partial is not None and done < len(todo):
                 partial(MaskScores(maps, labels, logits.clone(), baseline_logits, constant,
                                    time.perf_counter() - started, note))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # a caller that gave up (an exception above) runs no more
     return MaskScores(maps, labels, logits, baseline_logits, constant, time.perf_counter() - started, note)
 
 
 def default_precision() -> str:
-    """bfloat16 where the CPU computes it natively (AVX-512 BF16 or AMX), float32 elsewhere; $CAM_PRECISION wins."""
-    chosen = os.environ.get("CAM_PRECISION")
-    if chosen:
-        return chosen
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "float32"
-    return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+    """float32, so that a map is the same on every CPU; $CAM_PRECISION=bfloat16 trades that for speed where the CPU
+    has AVX-512 BF16 or AMX (about twice as fast there, logits within about 1 %, and results that then depend on the
+    CPU and on how batches are split)."""
+    return os.environ.get("CAM_PRECISION") or "float32"
 
 
 def _workers() -> int:
@@ -213,7 +210,8 @@ def ablate_through_head(
             stop = min(start + batch_size, channels)
             batch = activations[None].repeat(stop - start, 1, 1, 1)
             batch[torch.arange(stop - start), torch.arange(start, stop)] = 0.0
-            outputs.append(head(batch).float())
+            with PASSES.slot():
+                outputs.append(head(batch).float())
             if progress is not None:
                 progress(stop, channels)
     return torch.cat(outputs)

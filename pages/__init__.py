@@ -8,8 +8,10 @@ cam_core.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
+import pandas  # noqa: F401 - imported once here, before sessions race to import it lazily (see below)
 import streamlit as st
 import torch
 from PIL import Image
@@ -17,10 +19,20 @@ from PIL import Image
 from cam_core import Analysis, CamError, Explainer, MethodCard, Param, read_specs
 from cam_core.examples import examples, load_example
 from cam_core.images import load_image
+from cam_core.sharing.slots import FairSlots
+from cam_core.sharing.waiting import Wait, on_wait
 
+# Streamlit and plotly import pandas on first use, and plotly takes it from sys.modules as soon as it appears there:
+# two sessions drawing their first chart at the same moment then saw a half-imported pandas ("partially initialized
+# module 'pandas' has no attribute 'Series"). Importing it with this package, which every page imports first,
+# finishes it before any page runs.
 DEFAULT_MODEL = "mobilenet_v2"
 DEFAULT_EXAMPLE = "chelsea"
 DISPLAY_SIDE = 1600
+# Maps computed and drawn at once across all sessions. Sessions beyond take turns, first come first served: each
+# running session holds the interpreter lock part of the time (drawing pictures, sending them), so a few at a time
+# finish sooner, and leave the server free to answer a newcomer's page, than every session at once.
+GRID_TURNS = FairSlots(capacity=lambda: max(2, os.cpu_count() or 1))
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff"]
 
 
@@ -110,6 +122,12 @@ def class_label(explainer_: Explainer, analysis: Analysis, index: int) -> str:
     return f"{explainer_.labels[index]} ({index}) · {analysis.probabilities[index]:.1%}"
 
 
+def class_labels(explainer_: Explainer, analysis: Analysis) -> list[str]:
+    """class_label of every class, in class order (for the class pickers: one tensor read, not one per class)."""
+    probabilities = analysis.probabilities.tolist()
+    return [f"{label} ({index}) · {p:.1%}" for index, (label, p) in enumerate(zip(explainer_.labels, probabilities, strict=True))]
+
+
 @contextlib.contextmanager
 def friendly_errors() -> Iterator[None]:
     """Show problems as a message in the page, never as a traceback."""
@@ -158,7 +176,7 @@ def sidebar() -> None:
                 range(len(explainer_.labels)),
                 key="target_choice",
                 on_change=_choose_target,
-                format_func=lambda i: class_label(explainer_, analysis, i),
+                format_func=class_labels(explainer_, analysis).__getitem__,
                 help="Type to search any ImageNet class. Every page explains this class.",
             )
 
@@ -191,6 +209,37 @@ def page_setup(title: str, teaser: str) -> None:
     sidebar()
     st.title(title)
     st.caption(teaser)
+
+
+class ProgressLine:
+    """A progress bar whose text also says when this session waits for the server: other sessions' passes ahead of
+    its own, or the same work that another session started (and will share). Waiting inside `queue()` ends when the
+    page reruns (the session moved on), so abandoned work is not finished for nobody."""
+
+    def __init__(self, text: str):
+        self._bar = st.progress(0.0, text=text)
+        self.value, self.text, self._shown = 0.0, text, text
+
+    def update(self, value: float, text: str) -> None:
+        self.value, self.text, self._shown = min(max(value, 0.0), 1.0), text, text
+        self._bar.progress(self.value, text=text)
+
+    def waiting(self, wait: Wait) -> None:
+        """Say why this session waits (only when that changes: each change is sent to the browser); reading the
+        session state lets Streamlit stop this run here if the page has moved on."""
+        text = f"{self.text} · waiting for the server: {wait.describe()}"
+        if text != self._shown:
+            self._shown = text
+            self._bar.progress(self.value, text=text)
+        _ = "model_name" in st.session_state
+
+    @contextlib.contextmanager
+    def queue(self) -> Iterator[None]:
+        with on_wait(self.waiting):
+            yield
+
+    def empty(self) -> None:
+        self._bar.empty()
 
 
 def layer_picker(key: str) -> str:

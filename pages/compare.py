@@ -9,7 +9,10 @@ import streamlit as st
 from cam_core import CamError, methods
 from cam_core.render import COLORMAPS, grid, npy_bytes, png_bytes, result_picture
 from pages import (
+    GRID_TURNS,
+    ProgressLine,
     class_label,
+    class_labels,
     current_analysis,
     current_explainer,
     current_target,
@@ -74,7 +77,7 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
 
 
-def slow_feedback(card, slot, progress, view: str, alpha: float, colormap: str) -> dict:
+def slow_feedback(analysis, card, slot, progress: ProgressLine, view: str, alpha: float, colormap: str) -> dict:
     """For methods that run many model passes (masked inputs, ablations): a progress bar with a time estimate and,
     where the method can give one, the map as it sharpens. Methods that run no passes never call these."""
     started = time.perf_counter()
@@ -82,14 +85,49 @@ def slow_feedback(card, slot, progress, view: str, alpha: float, colormap: str) 
     def on_progress(done: int, total: int) -> None:
         elapsed = time.perf_counter() - started
         left = elapsed / max(done, 1) * (total - done)
-        progress.progress(done / max(total, 1), text=f"{card.name}: {done} of {total} model passes · about "
-                          f"{left:.0f} s left")
+        progress.update(done / max(total, 1), text=f"{card.name}: {done} of {total} model passes · about "
+                        f"{left:.0f} s left")
 
     def on_partial(result) -> None:
         picture = result_picture(analysis.image, result.saliency, result.raw, view, alpha, colormap, result.rgb)
         slot.image(picture, caption=f"{card.name} · so far ({format_seconds(result.seconds)})", width="stretch")
 
     return {"progress": on_progress, "partial": on_partial}
+
+
+def draw_grid(analysis, targets: list[int], chosen: list[str], cards: dict, settings: dict, view: str, alpha: float,
+              colormap: str, sign: str, progress: ProgressLine) -> tuple[list, list[str]]:
+    """One row of maps per class, one column per method; the pictures and their titles (for the grid download)."""
+    explainer = analysis.explainer
+    pictures, titles = [], []
+    total = max(1, len(chosen) * len(targets))
+    for row, class_index in enumerate(targets):
+        st.subheader(class_label(explainer, analysis, class_index), divider="gray")
+        columns = st.columns(COLUMNS)
+        for position, method_id in enumerate(chosen):
+            card = cards[method_id]
+            with columns[position % COLUMNS], GRID_TURNS.slot():
+                slot = st.empty()
+                try:
+                    result = analysis.cam(method_id, target=class_index, sign="positive" if not card.signed else sign,
+                                          **settings.get(method_id, {}),
+                                          **slow_feedback(analysis, card, slot, progress, view, alpha, colormap))
+                except CamError as exc:
+                    slot.warning(f"**{card.name}**: {exc}", icon=":material/block:")
+                    continue
+                picture = result_picture(analysis.image, result.saliency, result.raw, view, alpha, colormap,
+                                         result.rgb)
+                title = f"{card.name} · {format_seconds(result.seconds)}"
+                slot.image(picture, caption=title, width="stretch")
+                if result.note:
+                    st.caption(f":material/info: {result.note}")
+                if sign == "negative" and not card.signed:
+                    st.caption(":material/info: a gradient image has no map against the class; shown as it is")
+                pictures.append(picture)
+                titles.append(f"{card.name} · {explainer.labels[class_index]}")
+                method_card(card, picture, result.saliency, f"{method_id}_{class_index}_{sign}")
+            progress.update((row * len(chosen) + position + 1) / total, text=f"Computed {card.name}")
+    return pictures, titles
 
 
 page_setup("Compare methods", "The same image and class through many CAM methods side by side: where they agree, "
@@ -111,37 +149,11 @@ with friendly_errors():
                     format_func={"positive": "for the class", "negative": "against the class"}.get)
     second = c5.selectbox("Compare with a second class", range(len(explainer.labels)), index=None,
                           key="compare_second", placeholder="none",
-                          format_func=lambda i: class_label(explainer, analysis, i))
+                          format_func=class_labels(explainer, analysis).__getitem__)
     targets = [target] + ([second] if second is not None and second != target else [])
-    pictures, titles = [], []
-    progress = st.progress(0.0, text="Computing maps…")
-    total = max(1, len(chosen) * len(targets))
-    for row, class_index in enumerate(targets):
-        st.subheader(class_label(explainer, analysis, class_index), divider="gray")
-        columns = st.columns(COLUMNS)
-        for position, method_id in enumerate(chosen):
-            card = cards[method_id]
-            with columns[position % COLUMNS]:
-                slot = st.empty()
-                try:
-                    result = analysis.cam(method_id, target=class_index, sign="positive" if not card.signed else sign,
-                                          **settings.get(method_id, {}),
-                                          **slow_feedback(card, slot, progress, view, alpha, colormap))
-                except CamError as exc:
-                    slot.warning(f"**{card.name}**: {exc}", icon=":material/block:")
-                    continue
-                picture = result_picture(analysis.image, result.saliency, result.raw, view, alpha, colormap,
-                                         result.rgb)
-                title = f"{card.name} · {format_seconds(result.seconds)}"
-                slot.image(picture, caption=title, width="stretch")
-                if result.note:
-                    st.caption(f":material/info: {result.note}")
-                if sign == "negative" and not card.signed:
-                    st.caption(":material/info: a gradient image has no map against the class; shown as it is")
-                pictures.append(picture)
-                titles.append(f"{card.name} · {explainer.labels[class_index]}")
-                method_card(card, picture, result.saliency, f"{method_id}_{class_index}_{sign}")
-            progress.progress((row * len(chosen) + position + 1) / total, text=f"Computed {card.name}")
+    progress = ProgressLine("Computing maps…")
+    with progress.queue():
+        pictures, titles = draw_grid(analysis, targets, chosen, cards, settings, view, alpha, colormap, sign, progress)
     progress.empty()
     if pictures:
         st.download_button("Download the whole grid (PNG)",

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from skimage import data
+from sklearn.datasets import load_sample_images
 
 from cam_core import Explainer
 
@@ -42,7 +50,76 @@ def dog_photo() -> Image.Image:
     return Image.open(path).convert("RGB")
 
 
+@pytest.fixture(scope="session")
+def eight_photos() -> list[Image.Image]:
+    """Eight different real photos: scikit-image's four, scikit-learn's two and darknet's dog and person."""
+    if not (DARKNET / "person.jpg").exists():
+        pytest.skip("Debian package darknet (dog.jpg, person.jpg) is not installed")
+    photos = [Image.fromarray(getattr(data, name)()) for name in ("chelsea", "coffee", "astronaut", "rocket")]
+    photos += [Image.fromarray(array) for array in load_sample_images().images]
+    photos += [Image.open(DARKNET / name).convert("RGB") for name in ("dog.jpg", "person.jpg")]
+    return photos
+
+
+def run_threads(work: Callable, jobs: Sequence, timeout: float) -> list:
+    """work(job) for every job, each in its own thread, all started together; the results in job order. A thread
+    still running after timeout seconds fails the test with every thread's stack (a deadlock must not hang the
+    suite); an exception in a thread is raised here."""
+    results: list = [None] * len(jobs)
+    errors: list = []
+    start = threading.Barrier(len(jobs))
+
+    def run(index: int) -> None:
+        try:
+            start.wait(timeout)
+            results[index] = work(jobs[index])
+        except BaseException as exc:  # noqa: BLE001 - raised in the test's thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True, name=f"job-{i}") for i in range(len(jobs))]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    stuck = [thread for thread in threads if thread.is_alive()]
+    if stuck:
+        frames = sys._current_frames()
+        stacks = "\n".join(
+            f"--- {thread.name}\n" + "".join(traceback.format_stack(frames[thread.ident]))
+            for thread in threading.enumerate() if thread.ident in frames
+        )
+        pytest.fail(f"{len(stuck)} of {len(jobs)} threads still running after {timeout:.0f} s; stacks:\n{stacks}")
+    if errors:
+        raise errors[0]
+    return results
+
+
 def peak(saliency: np.ndarray) -> tuple[int, int]:
     """(row, column) of a map's maximum."""
     row, column = np.unravel_index(int(np.argmax(saliency)), saliency.shape)
     return int(row), int(column)
+
+
+@contextlib.contextmanager
+def count_passes(*modules: torch.nn.Module) -> Iterator[list]:
+    """Counts, while inside, the calls of each module given and of its replicas (the Explainer's structural copies:
+    same type, the very same parameter tensors), from any thread."""
+    def first_parameter(module):
+        return next(iter(module.parameters()), None)
+
+    wanted = [(module, type(module), first_parameter(module)) for module in modules]
+    calls: list = []
+
+    def count(module, _inputs, _output):
+        for original, kind, parameter in wanted:
+            if module is original or (type(module) is kind and parameter is not None
+                                      and first_parameter(module) is parameter):
+                calls.append(module)
+                return
+
+    handle = torch.nn.modules.module.register_module_forward_hook(count)
+    try:
+        yield calls
+    finally:
+        handle.remove()

@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from PIL import Image
 from skimage import data
 
 from cam_core import CamError, Explainer, methods
 from cam_core import explainer as explainer_module
 from cam_core.cache import ByteLRU
 
+from .conftest import count_passes
 
-@contextlib.contextmanager
+
 def count_forward_passes(explainer: Explainer):
-    """Counts calls of the whole model's forward while inside."""
-    calls = []
-    handle = explainer.model.module.register_forward_hook(lambda *_: calls.append(1))
-    try:
-        yield calls
-    finally:
-        handle.remove()
+    """Counts calls of the whole model's forward (or a replica's) while inside."""
+    return count_passes(explainer.model.module)
 
 
 def all_hooks(explainer: Explainer) -> int:
@@ -174,29 +166,3 @@ def test_cache_is_bounded_in_bytes(chelsea):
     single.analyze(chelsea)
     single.analyze(data.coffee())
     assert len(single.cache) == 1
-
-
-def test_eight_threads_get_exactly_the_maps_each_gets_alone(chelsea, coffee, dog_photo):
-    shared = Explainer("mobilenet_v2")
-    photos = [chelsea, coffee, dog_photo, Image.fromarray(data.astronaut())]
-    jobs = [(photos[i % 4], ("gradcam", "gradcampp", "layercam", "eigencam")[i % 4], (None, 282, 717, 1)[i // 4 % 4])
-            for i in range(16)]
-    alone = []
-    for photo, method, target in jobs:
-        solo = Explainer("mobilenet_v2", cache_bytes=0)
-        alone.append(solo.analyze(photo).cam(method, target=target))
-    barrier = threading.Barrier(8)
-
-    def work(job):
-        photo, method, target = job
-        barrier.wait() if job in jobs[:8] else None
-        return shared.analyze(photo).cam(method, target=target)
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        together = list(pool.map(work, jobs))
-    for expected, got in zip(alone, together, strict=True):
-        assert (got.method, got.target) == (expected.method, expected.target)
-        np.testing.assert_allclose(got.raw, expected.raw, rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(got.saliency, expected.saliency, atol=1e-5)
-    assert all_hooks(shared) == 0
-

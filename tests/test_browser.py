@@ -19,6 +19,7 @@ from .conftest import DARKNET
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
 
 pytestmark = pytest.mark.browser
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -69,19 +70,17 @@ def server():
 def page(server):
     SHOTS.mkdir(parents=True, exist_ok=True)
     with playwright_api.sync_playwright() as driver:
-        browser = driver.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"],
-        )
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         tab = browser.new_page(viewport={"width": 1500, "height": 1100})
         tab.goto(server)
         yield tab
         browser.close()
 
 
-def settle(tab, title: str | None = None, timeout: float = 90.0) -> float:
+def settle(tab, title: str | None = None, timeout: float = 90.0, poll: float = 0.05) -> float:
     """Wait until the app has finished running (on the page titled title) and every image has loaded: idle on two
-    looks 0.3 s apart, so that a rerun queued behind the last one (which would clear a half-typed widget) is over."""
+    looks 0.3 s apart, so that a rerun queued behind the last one (which would clear a half-typed widget) is over.
+    It looks every poll seconds (each look queries the page: many sessions at once look less often)."""
     started = time.perf_counter()
     if title:
         tab.locator("[data-testid=stMain] h1", has_text=title).first.wait_for(timeout=timeout * 1000)
@@ -98,7 +97,7 @@ def settle(tab, title: str | None = None, timeout: float = 90.0) -> float:
             idle_since = time.perf_counter()
         elif time.perf_counter() - idle_since >= 0.3:
             return idle_since - started
-        time.sleep(0.05)
+        time.sleep(poll)
     raise AssertionError("the app did not settle")
 
 

@@ -68,7 +68,9 @@ def test_curves_and_one_table_row_per_method_matching_the_api(app, mobilenet):
     row = table[table["Method"] == "Grad-CAM"].iloc[0]
     assert abs(row["Deletion AUC ↓"] - expected.deletion.auc) < 1e-6
     assert abs(row["Insertion AUC ↑"] - expected.insertion.auc) < 1e-6
-    assert abs(row["Average Drop % ↓"] - 100 * expected.confidence.drop) < 1e-4
+    # The page runs torch on one thread (as the dashboard does) and this test on two: float32 sums in another order
+    # move a probability by about 1e-6, so the drop (in percent, divided by the probability) by up to about 2e-4.
+    assert abs(row["Average Drop % ↓"] - 100 * expected.confidence.drop) < 1e-3
 
 
 def test_changing_steps_changes_the_table_and_switching_back_is_kept(app):

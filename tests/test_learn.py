@@ -20,7 +20,7 @@ from cam_core.lessons import eigen as eigen_lessons
 from cam_core.lessons.steps import relu_step, weighted_sum_step, weights_text
 from cam_core.methods.common import principal_component, weighted_sum
 
-from .test_new_methods import count_forward_passes
+from .conftest import count_passes
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 300
@@ -289,7 +289,7 @@ def test_opening_the_page_runs_no_model_pass_once_gradcam_is_known(explainer):
     app.session_state["image_note"] = "400×600 pixels"
     app.switch_page("pages/learn.py")
     modules = [explainer.model.module, explainer.fast_model(), explainer.guided_model().module]
-    with count_forward_passes(*modules) as passes:
+    with count_passes(*modules) as passes:
         app.run()
     assert not app.exception and not app.error
     assert "1. The activations" in [h.value for h in app.subheader]

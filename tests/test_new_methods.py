@@ -4,7 +4,6 @@ guided copy never touches, and Poly-CAM's sharper maps."""
 
 from __future__ import annotations
 
-import contextlib
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from cam_core.maps import saliency_map
 from cam_core.methods.common import min_max, upsample
 from cam_core.methods.multilayer import refine
 
-from .conftest import peak
+from .conftest import count_passes, peak
 
 NEW_METHODS = ("smoothgradcampp", "intgradcam", "layercam", "zoomcam", "polycam", "guidedbackprop", "guidedgradcam")
 EGYPTIAN_CAT, TABBY, TIGER_CAT = 285, 281, 282
@@ -129,15 +128,6 @@ def test_before_a_gap_linear_head_the_path_methods_reduce_to_their_one_pass_form
     assert np.corrcoef(integrated.raw.ravel(), analysis.cam("gradcam").raw.ravel())[0, 1] < 0.99
 
 
-@contextlib.contextmanager
-def count_forward_passes(*modules: torch.nn.Module):
-    calls = []
-    handles = [module.register_forward_hook(lambda *_: calls.append(1)) for module in modules]
-    try:
-        yield calls
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @pytest.mark.parametrize("method", NEW_METHODS)
@@ -148,20 +138,21 @@ def test_a_class_switch_runs_no_forward_pass(mobilenet, chelsea, method):
     params = {"samples": 8} if method == "smoothgradcampp" else {}
     first = analysis.cam(method, **params)
     assert first.target == EGYPTIAN_CAT
-    paths, layers, guided = dict(analysis._paths), dict(analysis._layers), analysis._guided
+    paths, layers, guided = analysis._paths.snapshot(), dict(analysis._layers), analysis._guided.peek(None)
     modules = [mobilenet.model.module] + ([mobilenet.guided_model().module] if guided is not None else [])
-    with count_forward_passes(*modules) as passes:
+    with count_passes(*modules) as passes:
         for target in (TABBY, TIGER_CAT):
             switched = analysis.cam(method, target=target, **params)
             assert switched.target == target
             assert not np.array_equal(switched.raw, first.raw), "the map of another class must be computed anew"
     assert passes == [], f"{method}: a class switch ran {len(passes)} forward passes"
-    assert analysis._paths == paths and all(analysis._paths[k] is v for k, v in paths.items())
-    assert analysis._layers == layers and analysis._guided is guided
+    now = analysis._paths.snapshot()
+    assert now.keys() == paths.keys() and all(now[k] is v for k, v in paths.items())
+    assert analysis._layers == layers and analysis._guided.peek(None) is guided
     if method in ("smoothgradcampp", "intgradcam"):
-        assert len(analysis._paths) == 1
+        assert len(now) == 1
     if method in ("guidedbackprop", "guidedgradcam"):
-        assert guided is not None and len(guided.gradients) == 3
+        assert guided is not None and len(guided.gradients.snapshot()) == 3
 
 
 @pytest.mark.parametrize("method", ["layercam", "zoomcam", "polycam"])
@@ -171,7 +162,7 @@ def test_a_cold_multi_layer_call_hooks_every_missing_layer_in_one_pass(mobilenet
     pyramid = mobilenet.model.pyramid()
     shared = fresh_analysis(mobilenet, chelsea)
     before = shared.nbytes
-    with count_forward_passes(mobilenet.model.module) as passes:
+    with count_passes(mobilenet.model.module) as passes:
         together = shared.cam(method, layers=pyramid)
     assert len(passes) == 1, f"{method}: a cold call ran {len(passes)} forward passes"
     apart = fresh_analysis(mobilenet, chelsea)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 
 import numpy as np
@@ -15,6 +14,8 @@ from cam_core import CamError, Explainer
 from cam_core.masking import baseline_input, masked_inputs, normalized_masks
 from cam_core.registry import CamInputs, get_method
 from cam_core.scores import AblationScores, MaskScores, MaskSpec, group_labels, score_masks
+
+from .conftest import count_passes
 
 SLOW_METHODS = ("scorecam", "ablationcam", "groupcam", "clustercam", "cosinecam")
 
@@ -88,15 +89,6 @@ def test_constant_maps_are_skipped_exactly(mobilenet, chelsea):
     assert not torch.equal(scores.logits[5], scores.baseline_logits)
 
 
-@contextlib.contextmanager
-def count_passes(*modules):
-    calls = []
-    handles = [m.register_forward_hook(lambda *_: calls.append(1)) for m in modules]
-    try:
-        yield calls
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @pytest.mark.parametrize("method", SLOW_METHODS)

@@ -129,7 +129,7 @@ def test_a_patch_lands_on_its_own_cell_of_the_map(transformer):
     plain = torch.zeros(1, 3, 224, 224)
     marked = plain.clone()
     marked[..., patch * 3 : patch * 4, patch * 5 : patch * 6] = 1.0  # patch row 3, column 5
-    found = explainer.run(torch.cat([plain, marked]), {layer: explainer.model.layer(layer)})
+    found = explainer.run(torch.cat([plain, marked]), [layer])
     maps = explainer.layout.to_map(found.activations[layer].detach())
     changed = (maps[1] - maps[0]).abs().amax(dim=0)
     assert changed.shape == grid
