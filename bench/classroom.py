@@ -7,8 +7,8 @@ Starts the dashboard (one `streamlit run app.py`, or --replicas of them behind n
 does), opens it once as the teacher would (so the model is loaded), then runs the students of
 tests/test_browser_sessions.py, each in its own headless Chromium. Meanwhile a newcomer opens the home page every
 10 s while the students' grids compute, and times its answer (the prediction shown). Prints, per session, the
-time to the first map and to the full grid after clicking Compare, then the server's CPU seconds and peak resident memory over the run. A report, never
-a test: the README quotes its table.
+time to the first map and to the full grid after clicking Compare, then the server's CPU seconds and peak
+resident memory over the run. A report, never a test: the README quotes its table.
 
 In a class, every student's browser runs on the student's own machine. Here all of them share the server's two
 cores, so by default the students' browsers run under Linux's idle scheduling class (`chrt --idle 0`): they get
