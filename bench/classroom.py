@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import tempfile
 import threading
@@ -71,8 +72,6 @@ def process_tree(pid: int) -> list[int]:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of pid and its descendants."""
-    import os
-
     total = 0.0
     for member in process_tree(pid):
         with contextlib.suppress(OSError):

@@ -195,7 +195,6 @@ class Analysis:
         """Activations and target-class gradients at spec.layer for spec's altered inputs: one batched pass per
         spec, a backward through the layers after spec.layer per class."""
         target = self.target(target)
-        self.explainer.model.layer(spec.layer)
 
         def run() -> _BatchState:
             rows = path_inputs(self.input, spec)

@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,14 +124,14 @@ def stop(process: subprocess.Popen) -> None:
 
 @dataclass
 class Deployment:
-    """What serve() started: the URL browsers open, the replicas' processes and ports, nginx and its folder."""
+    """What serve() started: the URL browsers open, the replicas' processes and ports, nginx and its folder (with
+    every log)."""
 
     url: str
     replicas: list[subprocess.Popen]
     ports: list[int]
     nginx: subprocess.Popen | None
     folder: Path
-    logs: list[Path] = field(default_factory=list)
 
     def routed(self) -> dict[str, int]:
         """How many requests nginx sent to each replica so far (upstream address → count)."""
@@ -169,7 +169,7 @@ def serve(replicas: int, port: int, first_port: int, folder: Path, env: dict[str
                                       "-c", str(folder / "nginx.conf"), "-g", "daemon off;"],
                                      stdout=subprocess.DEVNULL, stderr=open(folder / "nginx.out", "w"))
             wait_for_port(port, front, 30)
-        yield Deployment(f"http://127.0.0.1:{port}", started, ports, front, folder, logs)
+        yield Deployment(f"http://127.0.0.1:{port}", started, ports, front, folder)
     finally:
         for process in ([front] if front else []) + started:
             stop(process)
