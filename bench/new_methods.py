@@ -24,7 +24,7 @@ a full forward + backward): the first call, then the median over the same other 
   guidedbackprop (resnet18) pytorch-grad-cam GuidedBackpropReLUModel; both on torchvision resnet18 with random
                             weights, since the peer only guides nn.ReLU (on mobilenet_v2's ReLU6 it guides nothing)
   guidedgradcam (resnet18)  the peer's README recipe: GuidedBackpropReLUModel × GradCAM's 224×224 map
-intgradcam, zoomcam and polycam have no peer here.
+intgradcam, zoomcam and gradpolycam have no peer here.
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ def main() -> None:
         ("layercam", "layercam", {}),
         (f"layercam fused max ({len(pyramid)} layers)", "layercam", {"layers": pyramid, "fusion": "max"}),
         (f"zoomcam ({len(pyramid)} layers)", "zoomcam", {}),
-        (f"polycam ({len(pyramid)} layers)", "polycam", {}),
+        (f"gradpolycam ({len(pyramid)} layers)", "gradpolycam", {}),
         ("guidedbackprop", "guidedbackprop", {}),
         ("guidedgradcam", "guidedgradcam", {}),
     ]

@@ -15,6 +15,7 @@ from .clusters import ChannelClusters, cluster_channels
 from .errors import CamError
 from .inference import Progress
 from .maps import saliency_map
+from .methods.gradient import gradcam_weights
 from .paths import PathSpec, path_inputs
 from .registry import CamInputs, LayerInputs, Method, MethodCard, PathInputs, get_method
 from .scores import AblationScores, MaskScores, MaskSpec, ablate_through_head, default_precision, score_masks
@@ -254,11 +255,15 @@ class Analysis:
         partial: Callable[[MaskScores], None] | None = None,
         precision: str = DEFAULT_PRECISION,
     ) -> MaskScores:
-        """Logits of every masked input of spec (all classes at once), computed once per (spec, precision).
+        """Logits of every masked input of spec (all classes at once), computed once per (spec, precision). A spec
+        with a target weights the channels by that class's mean gradient first (k-means groups still come from the
+        plain activations, so they are shared by every class).
 
         The masks are split into batches of batch_size in a fixed order, so the scores do not depend on what else
         runs meanwhile."""
         activations = self.activations(spec.layer)
+        if spec.target is not None:
+            activations = activations * gradcam_weights(self.gradients(spec.target, spec.layer))[:, None, None]
 
         def run() -> MaskScores:
             known = (
@@ -326,7 +331,8 @@ class Analysis:
         card = chosen.card
         params = _checked_params(card, params)
         if sign == "negative" and not card.signed:
-            raise CamError(f"{card.name} has no negative map: its map is a magnitude, not signed evidence")
+            raise CamError(f"{card.name} has no negative map: its map is never negative (a gradient magnitude, or "
+                           "evidence for the class alone)")
         stack = self._stack_layers(card, layer, layers)
         layer = stack[-1]
         self._stack(stack)
@@ -351,13 +357,21 @@ class Analysis:
             ablation=self.ablation_scores(layer, progress=progress) if "ablation_scores" in needs else None,
             path=self.path(card.path_spec(layer, params), target) if "path" in needs else None,
             stack=tuple(
-                LayerInputs(name, self.activations(name), self.gradients(target, name)) for name in stack
+                LayerInputs(name, self.activations(name),
+                            self.gradients(target, name) if "gradients" in needs else None)
+                for name in stack
             ) if "layer_stack" in needs else (),
             input_gradients=self.guided_gradients(target) if guided else None,
             guided_activations=self.explainer.guided_model().guided if guided else 0,
         )
-        if "mask_scores" in needs:
-            spec = card.mask_spec(layer, params)
+        if "mask_scores" in needs and "layer_stack" in needs:
+            inputs = replace(inputs, stack=tuple(
+                replace(item, mask_scores=self.mask_scores(
+                    card.mask_spec(item.layer, params, target), batch_size, progress, precision=precision))
+                for item in inputs.stack
+            ))
+        elif "mask_scores" in needs:
+            spec = card.mask_spec(layer, params, target)
 
             def show_partial(scores: MaskScores) -> None:
                 partial(self._result(chosen, replace(inputs, mask_scores=scores), params, layer, sign, started))

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CamError
+from .evaluation import DEFAULT_BASELINE
+from .metrics import BASELINES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", required=True, metavar="CSV", help="the CSV to write; its rows are not redone")
     evaluate.add_argument("--labels", metavar="CSV", help="file,label rows (class index or name); default: top-1")
     evaluate.add_argument("--steps", type=int, default=20, metavar="N", help="steps of the deletion/insertion curves")
-    evaluate.add_argument("--baseline", default="blur", choices=("blur", "zero"), help="what removed pixels become")
+    evaluate.add_argument("--baseline", default=DEFAULT_BASELINE, choices=BASELINES,
+                          help="what removed pixels become (rise: zeros for deletion, a blurred copy for insertion)")
     evaluate.add_argument("--ray", action="store_true", help="one Ray task per image (also when RAY_ADDRESS is set)")
     evaluate.add_argument("--address", metavar="ADDR", help="a Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
     evaluate.add_argument(

@@ -12,7 +12,7 @@ from .analysis import Analysis
 from .metrics import Confidence, Curve, confidence_change, saliency_curve
 
 DEFAULT_STEPS = 20
-DEFAULT_BASELINE = "blur"
+DEFAULT_BASELINE = "rise"
 
 
 @dataclass(frozen=True)

@@ -26,16 +26,26 @@ GUIDED_ACTIVATIONS = frozenset(
 )
 
 
-def _positive(gradient: torch.Tensor) -> torch.Tensor:
-    return gradient.clamp(min=0)
+class _PositiveGradient(torch.autograd.Function):
+    """The identity forward; backward passes only the positive part of the gradient."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, gradient: torch.Tensor) -> torch.Tensor:
+        return gradient.clamp(min=0)
 
 
 class GuidedActivation(nn.Module):
-    """An activation whose backward pass keeps only the positive part of the incoming gradient.
+    """An activation whose backward pass keeps only the positive part of the incoming gradient, and of what it
+    passes back.
 
     For ReLU this is exactly guided backpropagation's rule (gradient passed where the forward input was positive and
-    the gradient is positive); for smooth activations (GELU, SiLU) the positive gradient is scaled by the activation's
-    own derivative, the same rule written for a non-binary gate.
+    the gradient is positive). For smooth activations (GELU, SiLU, Hardswish) the positive gradient is scaled by the
+    activation's own derivative, which is negative below zero, so what flows back is clamped at zero again: every
+    guided activation passes back a non-negative gradient, as a guided ReLU does.
     """
 
     def __init__(self, activation: nn.Module):
@@ -45,10 +55,9 @@ class GuidedActivation(nn.Module):
             activation.inplace = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.activation(x)
-        if y.requires_grad:
-            y.register_hook(_positive)
-        return y
+        if not x.requires_grad:
+            return self.activation(x)
+        return _PositiveGradient.apply(self.activation(_PositiveGradient.apply(x)))
 
 
 @dataclass

@@ -9,18 +9,23 @@ from .errors import CamError
 from .paths import blurred
 
 BASELINES = ("zeros", "blur")
+SCALINGS = ("minmax", "percentile")
 BLUR_SIGMA = 10.0
+OUTLIER_PERCENT = 0.1
 
 
 def normalized_masks(
-    maps: torch.Tensor, size: int, align_corners: bool = False
+    maps: torch.Tensor, size: int, align_corners: bool = False, scaling: str = "minmax"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(M, 1, size, size) masks: each (h, w) map bilinearly upsampled and min-max scaled to [0, 1]; and an (M,)
-    flag of the maps that are constant (their mask is all zero, so the masked input is the baseline itself).
+    """(M, 1, size, size) masks: each (h, w) map bilinearly upsampled and min-max scaled to [0, 1] ("minmax"), or
+    scaled to [0, 1] by its outlier-robust range and then upsampled ("percentile"); and an (M,) flag of the maps
+    that are constant (their mask is all zero, so the masked input is the baseline itself).
 
     align_corners=False puts each map cell at the centre of the image patch it covers; True stretches the map so
     its corner cells sit on the image's corners (pytorch-grad-cam's choice), shifting evidence by up to half a cell.
     """
+    if scaling == "percentile":
+        return robust_masks(maps, size, align_corners)
     upsampled = F.interpolate(maps[:, None].float(), size=(size, size), mode="bilinear", align_corners=align_corners)
     flat = upsampled.flatten(1)
     low, high = flat.min(dim=1).values, flat.max(dim=1).values
@@ -29,6 +34,17 @@ def normalized_masks(
     masks = (upsampled - low[:, None, None, None]) / span[:, None, None, None]
     masks[constant] = 0.0
     return masks, constant
+
+
+def robust_masks(maps: torch.Tensor, size: int, align_corners: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Poly-CAM's masks: each (h, w) map shifted by its 0.1th percentile, divided by its 99.9th (as its authors' code
+    does, not by the range), clipped to [0, 1], then bilinearly upsampled; and the flag of the all-zero masks."""
+    flat = maps.flatten(1).double()
+    low = torch.quantile(flat, OUTLIER_PERCENT / 100.0, dim=1)
+    high = torch.quantile(flat, 1.0 - OUTLIER_PERCENT / 100.0, dim=1).clamp(min=1e-12)
+    scaled = ((flat - low[:, None]) / high[:, None]).clamp(0.0, 1.0).float().reshape(maps.shape)
+    masks = F.interpolate(scaled[:, None], size=(size, size), mode="bilinear", align_corners=align_corners)
+    return masks, scaled.flatten(1).amax(dim=1) <= 0
 
 
 def baseline_input(model_input: torch.Tensor, baseline: str, sigma: float = BLUR_SIGMA) -> torch.Tensor:

@@ -19,7 +19,7 @@ from .masking import baseline_input as masking_baseline
 from .sharing.slots import PASSES
 
 Model = Callable[[torch.Tensor], torch.Tensor]
-BASELINES = ("blur", "zero")
+BASELINES = ("rise", "blur", "zero")
 KINDS = ("deletion", "insertion")
 
 
@@ -104,11 +104,14 @@ def increase_in_confidence(changes: Sequence[Confidence]) -> float:
     return 100.0 * float(np.mean([change.increase for change in changes])) if changes else float("nan")
 
 
-def baseline_input(model_input: torch.Tensor, baseline: str) -> torch.Tensor:
-    """What removed pixels become: the masked-input methods' baselines, a heavily blurred copy of the input or the
-    zero input."""
+def baseline_input(model_input: torch.Tensor, baseline: str, kind: str = "deletion") -> torch.Tensor:
+    """What removed pixels become on a curve of this kind: the masked-input methods' baselines, a heavily blurred
+    copy of the input or the zero input; "rise" is RISE's protocol, zeros for deletion and the blurred copy for
+    insertion."""
     if baseline not in BASELINES:
         raise CamError(f"baseline must be one of {', '.join(BASELINES)}, not {baseline!r}")
+    if baseline == "rise":
+        baseline = "zero" if kind == "deletion" else "blur"
     return masking_baseline(model_input, "zeros" if baseline == "zero" else "blur")
 
 
@@ -119,7 +122,7 @@ def saliency_curve(
     target: int,
     kind: str = "deletion",
     steps: int = 20,
-    baseline: str = "blur",
+    baseline: str = "rise",
     batch_size: int = 16,
 ) -> Curve:
     """The deletion or insertion curve of a map: steps + 1 points from no pixel to every pixel, most salient first
@@ -135,7 +138,7 @@ def saliency_curve(
     rank = torch.empty(height * width, dtype=torch.int64)
     rank[order] = torch.arange(height * width)
     rank = rank.reshape(1, 1, height, width)
-    other = baseline_input(model_input, baseline)
+    other = baseline_input(model_input, baseline, kind)
     start, end = (model_input, other) if kind == "deletion" else (other, model_input)
     scores = []
     for part in chunks(len(counts), batch_size):

@@ -34,7 +34,9 @@ class Param:
 
 @dataclass(frozen=True)
 class MethodCard:
-    """What a method is, what it needs, what it costs, and how it explains itself."""
+    """What a method is, what it needs, what it costs, and how it explains itself. logit_shift_invariant: whether
+    its definition reads only gradients or probabilities, so that adding a constant to every logit leaves the map
+    as it is."""
 
     id: str
     name: str
@@ -49,11 +51,12 @@ class MethodCard:
     weaknesses: tuple[str, ...] = ()
     params: tuple[Param, ...] = ()
     class_specific: bool = True
+    logit_shift_invariant: bool = True
     signed: bool = True
     multi_layer: bool = False
     pyramid_by_default: bool = False
     resolution: str = "layer"
-    mask_spec: Callable[[str, dict], MaskSpec] | None = field(default=None, repr=False, compare=False)
+    mask_spec: Callable[[str, dict, int], MaskSpec] | None = field(default=None, repr=False, compare=False)
     path_spec: Callable[[str, dict], PathSpec] | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -63,11 +66,13 @@ class MethodCard:
 
 @dataclass(frozen=True)
 class LayerInputs:
-    """One layer's (C, h, w) activations and the target class's gradient there (multi-layer methods)."""
+    """One layer's (C, h, w) activations, the target class's gradient there and the layer's masked-input scores,
+    where the method reads them (multi-layer methods)."""
 
     layer: str
     activations: torch.Tensor
-    gradients: torch.Tensor
+    gradients: torch.Tensor | None = None
+    mask_scores: MaskScores | None = None
 
 
 @dataclass(frozen=True)

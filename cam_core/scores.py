@@ -18,16 +18,25 @@ from torch import nn
 from .clusters import channel_rows, cluster_channels
 from .errors import CamError
 from .inference import Progress, chunks
-from .masking import BASELINES, baseline_input, masked_inputs, normalized_masks
+from .masking import BASELINES, SCALINGS, baseline_input, masked_inputs, normalized_masks
 from .sharing.slots import PASSES
 
 GROUPINGS = ("channels", "kmeans", "contiguous", "spectral")
+KEEPS = ("inside", "outside", "both")
 
 
 @dataclass(frozen=True)
 class MaskSpec:
     """Which masks: every channel, or groups of channels (k of them, by k-means, contiguous split or spectral
-    clustering on cosine affinity), and the baseline that masked-out pixels take."""
+    clustering on cosine affinity), and the baseline that masked-out pixels take.
+
+    target: when set, each channel is first weighted by that class's mean gradient (Group-CAM's class-specific
+    groups), so the masks belong to one class. denoise: when set, each group's map is passed through a ReLU and its
+    values at or below this percentile are zeroed (Group-CAM's de-noising). scaling: how a map becomes a mask,
+    "minmax" after upsampling (Score-CAM) or "percentile" before it (Poly-CAM's authors: (A − p0.1) / p99.9, clipped
+    to [0, 1]). keep: the input is kept "inside" the mask, "outside" it (1 − mask, a deletion), or "both" (the
+    scores of the inside masks, then those of the outside ones).
+    """
 
     layer: str
     grouping: str = "channels"
@@ -36,17 +45,28 @@ class MaskSpec:
     seed: int = 0
     baseline: str = "zeros"
     align_corners: bool = False
+    target: int | None = None
+    denoise: float | None = None
+    scaling: str = "minmax"
+    keep: str = "inside"
 
     def __post_init__(self) -> None:
         if self.grouping not in GROUPINGS:
             raise CamError(f"grouping must be one of {', '.join(GROUPINGS)}, not {self.grouping!r}")
         if self.baseline not in BASELINES:
             raise CamError(f"baseline must be one of {', '.join(BASELINES)}, not {self.baseline!r}")
+        if self.scaling not in SCALINGS:
+            raise CamError(f"scaling must be one of {', '.join(SCALINGS)}, not {self.scaling!r}")
+        if self.keep not in KEEPS:
+            raise CamError(f"keep must be one of {', '.join(KEEPS)}, not {self.keep!r}")
+        if self.denoise is not None and not 0 <= self.denoise < 100:
+            raise CamError(f"denoise must be a percentile from 0 to below 100, not {self.denoise!r}")
 
 
 @dataclass(frozen=True)
 class MaskScores:
-    """The network's logits for each masked input and for the baseline, with the maps the masks came from."""
+    """The network's logits for each masked input (for keep="both": the M inside masks, then the M outside ones),
+    for the baseline and for the unmasked input, with the maps the masks came from."""
 
     maps: torch.Tensor
     labels: torch.Tensor | None
@@ -55,6 +75,7 @@ class MaskScores:
     skipped: torch.Tensor
     seconds: float
     note: str = ""
+    input_logits: torch.Tensor | None = None
 
     @property
     def probabilities(self) -> torch.Tensor:
@@ -65,8 +86,13 @@ class MaskScores:
         return torch.softmax(self.baseline_logits, dim=0)
 
     @property
+    def input_probabilities(self) -> torch.Tensor:
+        return torch.softmax(self.input_logits, dim=0)
+
+    @property
     def nbytes(self) -> int:
         tensors = [self.maps, self.logits, self.baseline_logits, self.skipped]
+        tensors += [] if self.input_logits is None else [self.input_logits]
         tensors += [] if self.labels is None else [self.labels]
         return sum(t.numel() * t.element_size() for t in tensors)
 
@@ -93,7 +119,7 @@ def group_labels(activations: torch.Tensor, spec: MaskSpec) -> tuple[torch.Tenso
     if not 1 <= spec.k <= channels:
         raise CamError(f"the number of groups must be between 1 and the layer's {channels} channels, not {spec.k}")
     if spec.grouping == "contiguous":
-        return torch.arange(channels) * spec.k // channels, ""
+        return torch.arange(channels) // -(-channels // spec.k), ""
     if spec.grouping == "kmeans":
         return torch.from_numpy(cluster_channels(activations, spec.k, spec.rows, spec.seed).labels), ""
     return _spectral_labels(activations, spec)
@@ -121,12 +147,18 @@ def _spectral_labels(activations: torch.Tensor, spec: MaskSpec) -> tuple[torch.T
     return torch.from_numpy(labels), ""
 
 
-def group_maps(activations: torch.Tensor, labels: torch.Tensor | None, k: int) -> torch.Tensor:
-    """The (M, h, w) maps the masks come from: every channel, or each group's summed channels."""
-    if labels is None:
-        return activations
-    sums = torch.zeros((k, *activations.shape[1:]), dtype=activations.dtype)
-    return sums.index_add_(0, labels, activations)
+def group_maps(activations: torch.Tensor, labels: torch.Tensor | None, k: int, denoise: float | None = None
+               ) -> torch.Tensor:
+    """The (M, h, w) maps the masks come from: every channel, or each group's summed channels; de-noised (ReLU,
+    values at or below the denoise percentile of their map zeroed) when denoise is set."""
+    maps = activations
+    if labels is not None:
+        maps = torch.zeros((k, *activations.shape[1:]), dtype=activations.dtype).index_add_(0, labels, activations)
+    if denoise is None:
+        return maps
+    maps = maps.clamp(min=0)
+    floors = torch.quantile(maps.flatten(1).double(), denoise / 100.0, dim=1).to(maps.dtype)
+    return torch.where(maps > floors[:, None, None], maps, torch.zeros_like(maps))
 
 
 def score_masks(
@@ -136,46 +168,54 @@ def score_masks(
 ) -> MaskScores:
     """Run the masked inputs of spec through model, batched, largest maps first.
 
-    Constant maps are not run: their mask is empty, so their input is the baseline, whose logits are known.
-    partial(scores) is called after each batch with the masks not yet run still at the baseline's logits, so a
-    caller can show a map that sharpens as batches arrive. precision "bfloat16" runs the passes in bfloat16
-    autocast (about twice as fast on CPUs with AVX-512 BF16; logits within about 1 %). labels, when given, are the
-    channels' groups already computed for spec.
+    Constant maps are not run: their mask is empty, so their input is the baseline (or, kept outside the mask, the
+    unmasked input), whose logits are known. partial(scores) is called after each batch with the masks not yet run
+    still at those known logits, so a caller can show a map that sharpens as batches arrive. precision "bfloat16"
+    runs the passes in bfloat16 autocast (about twice as fast on CPUs with AVX-512 BF16; logits within about 1 %).
+    labels, when given, are the channels' groups already computed for spec.
     """
     started = time.perf_counter()
     labels, note = (labels, "") if labels is not None else group_labels(activations, spec)
-    maps = group_maps(activations, labels, spec.k)
+    maps = group_maps(activations, labels, spec.k, spec.denoise)
     size = model_input.shape[-1]
     flat = maps.flatten(1)
     constant = (flat.amax(dim=1) - flat.amin(dim=1)) <= 1e-12 * torch.clamp(flat.abs().amax(dim=1), min=1.0)
     base = baseline_input(model_input, spec.baseline)
     mass = maps.clamp(min=0).flatten(1).sum(dim=1)
     todo = [int(i) for i in torch.argsort(mass, descending=True) if not constant[i]]
+    known = [base] if spec.keep == "inside" else [base, model_input]
     with PASSES.slot(), torch.inference_mode(), _autocast(precision):
-        baseline_logits = model(base.contiguous(memory_format=torch.channels_last))[0].float()
-    logits = baseline_logits.repeat(len(maps), 1)
+        found = model(torch.cat(known).contiguous(memory_format=torch.channels_last)).float()
+    baseline_logits, input_logits = found[0], (found[1] if len(found) > 1 else None)
+    fill = {"inside": [baseline_logits], "outside": [input_logits], "both": [baseline_logits, input_logits]}
+    logits = torch.cat([row.repeat(len(maps), 1) for row in fill[spec.keep]])
 
     def run(part: slice) -> tuple[torch.Tensor, torch.Tensor]:
         chosen = torch.tensor(todo[part], dtype=torch.long)
-        masks, _ = normalized_masks(maps[chosen], size, spec.align_corners)
+        masks, _ = normalized_masks(maps[chosen], size, spec.align_corners, spec.scaling)
+        kept = {"inside": [masks], "outside": [1.0 - masks], "both": [masks, 1.0 - masks]}[spec.keep]
+        rows = torch.cat([chosen + offset * len(maps) for offset in range(len(kept))])
         with PASSES.slot(), torch.inference_mode(), _autocast(precision):
-            batch = masked_inputs(model_input, base, masks).contiguous(memory_format=torch.channels_last)
-            return chosen, model(batch).float()
+            batch = masked_inputs(model_input, base, torch.cat(kept)).contiguous(memory_format=torch.channels_last)
+            return rows, model(batch).float()
+
+    def scores(now: torch.Tensor) -> MaskScores:
+        return MaskScores(maps, labels, now, baseline_logits, constant, time.perf_counter() - started, note,
+                          input_logits)
 
     done = 0
     pool = ThreadPoolExecutor(max_workers=_workers())
     try:
-        for chosen, batch_logits in pool.map(run, chunks(len(todo), batch_size)):
-            logits[chosen] = batch_logits
-            done += len(chosen)
+        for rows, batch_logits in pool.map(run, chunks(len(todo), max(1, batch_size // len(fill[spec.keep])))):
+            logits[rows] = batch_logits
+            done += len(rows) // len(fill[spec.keep])
             if progress is not None:
                 progress(done, len(todo))
             if partial is not None and done < len(todo):
-                partial(MaskScores(maps, labels, logits.clone(), baseline_logits, constant,
-                                   time.perf_counter() - started, note))
+                partial(scores(logits.clone()))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # a caller that gave up (an exception above) runs no more
-    return MaskScores(maps, labels, logits, baseline_logits, constant, time.perf_counter() - started, note)
+    return scores(logits)
 
 
 def default_precision() -> str:

@@ -25,12 +25,12 @@ from cam_core.render import overlay
 from cam_core.sanity import edge_map, randomisation_check
 from pages import class_label, current_analysis, current_explainer, current_target, friendly_errors, page_setup
 
-DEFAULT_METHODS = ["gradcam", "gradcampp", "layercam", "eigencam", "polycam"]
+DEFAULT_METHODS = ["gradcam", "gradcampp", "layercam", "eigencam", "gradpolycam"]
 DEFAULT_STEPS = 20
 DEFAULT_CHECKPOINTS = 5
 EDGE = "edge"
 THRESHOLD = 0.5
-BASELINE_LABELS = {"blur": "blurred image", "zero": "zero input"}
+BASELINE_LABELS = {"rise": "RISE's (zero / blurred)", "blur": "blurred image", "zero": "zero input"}
 PALETTE = px.colors.qualitative.D3 + px.colors.qualitative.Dark24
 STRIP_COLUMNS = 6
 STRIP_SIDE = 360
@@ -218,8 +218,9 @@ def faithfulness(explainer, analysis, target: int, cards: dict) -> None:
                         help="Points on each curve after the first: each costs one model pass per curve.")
     baseline = right.radio("Removed pixels become", BASELINES, key="evaluate_baseline", horizontal=True,
                            format_func=BASELINE_LABELS.get, on_change=keep, args=("evaluate_baseline",),
-                           help="Blurred: a heavily blurred copy of the image. Zero: the zero model input (the "
-                           "dataset's mean colour).")
+                           help="RISE's protocol: deletion replaces pixels by the zero input, insertion adds them "
+                           "to a blurred copy. Blurred: a heavily blurred copy of the image for both. Zero: the zero "
+                           "model input (the dataset's mean colour) for both.")
     if not chosen:
         st.info("Choose at least one method.", icon=":material/touch_app:")
         return

@@ -104,7 +104,7 @@ def draw(chart: Chart, image: Image.Image, compact: bool = False) -> None:
 def show_card(card) -> None:
     """The method's card: idea, formula, strengths, weaknesses, parameters, paper."""
     with st.container(border=True):
-        scope = "class-specific" if card.class_specific else "the same map for every class"
+        scope = "class-specific" if card.class_specific else "not class-specific"
         st.markdown(f"**{card.name}** · {card.family} · cost: {card.cost} · {scope}")
         st.markdown(card.explanation)
         for part in card.formula.split(r"\qquad"):

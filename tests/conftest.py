@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 import threading
 import time
@@ -20,6 +21,8 @@ from sklearn.datasets import load_sample_images
 from cam_core import Explainer
 
 DARKNET = Path("/usr/share/darknet/data")
+# Photos with two objects, and the ImageNet class of the second (the first is the model's top class).
+TWO_OBJECT_PHOTOS = {"dog.jpg": "pickup", "person.jpg": "sorrel", "kite.jpg": "parachute"}
 
 
 @pytest.fixture(scope="session")
@@ -59,6 +62,54 @@ def eight_photos() -> list[Image.Image]:
     photos += [Image.fromarray(array) for array in load_sample_images().images]
     photos += [Image.open(DARKNET / name).convert("RGB") for name in ("dog.jpg", "person.jpg")]
     return photos
+
+
+CHEAP_LAYER = "features.16"  # 160 channels of mobilenet_v2 at 7×7: one masked pass per channel stays short
+CHEAP_PYRAMID = ("features.10", "features.16")  # 64 channels at 14×14, 160 at 7×7 (both offered by the pickers)
+
+
+def cheap_settings(card) -> dict:
+    """For a method that runs one masked pass per channel (cost "slow"), mobilenet_v2 layers with fewer channels: a
+    test of the method's behaviour, not of the layer's. Other methods keep their defaults."""
+    if card.cost != "slow":
+        return {}
+    return {"layers": CHEAP_PYRAMID} if card.multi_layer else {"layer": CHEAP_LAYER}
+
+
+def two_object_photo(name: str) -> Image.Image:
+    """One of TWO_OBJECT_PHOTOS (darknet's data); the test is skipped where darknet is not installed."""
+    path = DARKNET / name
+    if not path.exists():
+        pytest.skip(f"Debian package darknet ({name}) is not installed")
+    return _photo(path)
+
+
+@functools.cache
+def _photo(path: Path) -> Image.Image:
+    return Image.open(path).convert("RGB")
+
+
+def photo_classes(analysis, name: str) -> dict[str, int]:
+    """The three classes each class-specific method is checked on: the top class, the second object of the photo
+    and the class with the lowest (negative) logit."""
+    labels = analysis.explainer.labels
+    classes = {"top": analysis.target(None), "second": labels.index(TWO_OBJECT_PHOTOS[name]),
+               "negative": int(torch.argmin(analysis.logits))}
+    assert classes["top"] != classes["second"], f"{name}: the second object is the top class"
+    assert float(analysis.logits[classes["negative"]]) < 0, f"{name}: the lowest logit is not negative"
+    return classes
+
+
+def pearson(ours: np.ndarray, theirs: np.ndarray, what: str) -> float:
+    """Pearson correlation of two maps, after checking both are finite and not flat (a flat map gives NaN)."""
+    a = np.asarray(ours, dtype=np.float64).ravel()
+    b = np.asarray(theirs, dtype=np.float64).ravel()
+    assert a.shape == b.shape, f"{what}: shapes differ, ours {np.shape(ours)} vs the other {np.shape(theirs)}"
+    for name, values in (("our", a), ("the other", b)):
+        assert np.all(np.isfinite(values)), f"{what}: {name} map has non-finite values"
+        scale = float(np.abs(values).max())
+        assert scale > 0 and np.ptp(values) > 1e-6 * scale, f"{what}: {name} map is constant, Pearson is undefined"
+    return float(np.corrcoef(a, b)[0, 1])
 
 
 def run_threads(work: Callable, jobs: Sequence, timeout: float) -> list:

@@ -10,6 +10,7 @@ from PIL import Image
 
 from cam_core import CamError, methods
 from cam_core.registry import CamInputs, LayerInputs, PathInputs, get_method
+from cam_core.scores import MaskScores
 
 
 def hooks_left(explainer) -> int:
@@ -45,7 +46,7 @@ BAD = [
     (lambda e, a: a.cam("smoothgradcampp", sigma="0.1"), "smoothgradcampp: sigma must be a number, not '0.1'"),
     (lambda e, a: a.cam("intgradcam", steps="8"), "intgradcam: steps must be a number, not '8'"),
     (lambda e, a: a.cam("layercam", gamma=True), "layercam: gamma must be a number, not True"),
-    (lambda e, a: a.cam("scorecam", softmax="yes"), "scorecam: softmax must be true or false, not 'yes'"),
+    (lambda e, a: a.cam("scorecam", align_corners="yes"), "scorecam: align_corners must be true or false, not 'yes'"),
     (lambda e, a: a.cam("scorecam", baseline="noise"), "scorecam: baseline must be one of zeros, blur, not 'noise'"),
     (lambda e, a: a.cam("gradcam", steps=3), "method gradcam has no parameter steps; its parameters: none"),
     (lambda e, a: a.cam("gradcam", sign="both"), "sign must be one of positive, negative, not 'both'"),
@@ -90,6 +91,9 @@ def _params(method: str) -> set[str]:
 
 ZERO = torch.zeros(4, 3, 3)
 ONES = torch.ones(4, 3, 3)
+# every masked input (4 channels, kept inside and cut out) scored as the baseline and the image: two classes, 0 logits
+FLAT_SCORES = MaskScores(ZERO, None, torch.zeros(8, 2), torch.zeros(2), torch.ones(4, dtype=torch.bool), 0.0, "",
+                         torch.zeros(2))
 BY_HAND = {
     "cam": dict(class_weights=torch.zeros(2, 4)),
     "gradcam": dict(gradients=ZERO),
@@ -104,8 +108,10 @@ BY_HAND = {
                                             LayerInputs("b", ZERO, ZERO))),
     "zoomcam": dict(gradients=ZERO, stack=(LayerInputs("a", torch.zeros(4, 6, 6), torch.zeros(4, 6, 6)),
                                            LayerInputs("b", ZERO, ZERO))),
-    "polycam": dict(gradients=ZERO, stack=(LayerInputs("a", torch.zeros(4, 6, 6), torch.zeros(4, 6, 6)),
-                                           LayerInputs("b", ZERO, ZERO))),
+    "gradpolycam": dict(gradients=ZERO, stack=(LayerInputs("a", torch.zeros(4, 6, 6), torch.zeros(4, 6, 6)),
+                                               LayerInputs("b", ZERO, ZERO))),
+    "polycam": dict(stack=(LayerInputs("a", torch.zeros(4, 6, 6), mask_scores=FLAT_SCORES),
+                           LayerInputs("b", ZERO, mask_scores=FLAT_SCORES))),
 }
 
 
@@ -116,7 +122,8 @@ def test_zero_gradients_and_flat_activations_give_finite_maps(method, activation
     defaults = {p.name: p.default for p in chosen.card.params}
     inputs = dict(BY_HAND[method])
     if "stack" in inputs:
-        inputs["stack"] = (*inputs["stack"][:-1], LayerInputs("b", activations, ZERO))
+        last = inputs["stack"][-1]
+        inputs["stack"] = (*inputs["stack"][:-1], LayerInputs("b", activations, last.gradients, last.mask_scores))
     out = chosen.fn(CamInputs(activations=activations, target=1, **inputs), **defaults)
     assert torch.isfinite(out.raw).all(), f"{method}: {out.raw}"
     if out.weights is not None:

@@ -256,14 +256,15 @@ def test_new_methods_render_with_their_settings(page, server):
     methods.locator("svg[title='Clear all']").click() if methods.locator("svg[title='Clear all']").count() else \
         methods.get_by_role("button", name="Clear all").click()
     settle(tab)
-    for name in ("Layer-CAM", "Poly-CAM", "Guided Backpropagation"):
+    for name in ("Layer-CAM", "Gradient Poly-CAM", "Guided Backpropagation"):
         pick(tab, methods, name)
         settle(tab)
     tab.keyboard.press("Escape")
     settle(tab)
     no_errors(tab)
     captions = tab.locator("[data-testid=stMain] [data-testid=stImageCaption]").all_inner_texts()
-    assert [c.split(" · ")[0] for c in captions] == ["Layer-CAM", "Poly-CAM", "Guided Backpropagation"], captions
+    assert [c.split(" · ")[0] for c in captions] == ["Layer-CAM", "Gradient Poly-CAM", "Guided Backpropagation"], \
+        captions
 
     def saturation(index: int) -> float:
         shot = tab.locator("[data-testid=stMain] [data-testid=stImage] img").nth(index).screenshot()

@@ -46,7 +46,7 @@ def test_the_default_page_renders_with_its_default_methods():
     assert not app.error and not app.warning
     assert app.slider(key="evaluate_steps").value == STEPS
     table = app.dataframe[0].value
-    assert list(table["Method"]) == ["Grad-CAM", "Grad-CAM++", "Layer-CAM", "Eigen-CAM", "Poly-CAM"]
+    assert list(table["Method"]) == ["Grad-CAM", "Grad-CAM++", "Layer-CAM", "Eigen-CAM", "Gradient Poly-CAM"]
     assert "Best — deletion:" in "\n".join(m.value for m in app.markdown)
     assert app.get("download_button"), "the CSV download is missing"
 

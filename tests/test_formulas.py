@@ -36,12 +36,21 @@ def test_gradcam_averages_gradients_per_channel():
 
 
 def test_gradcampp_alpha_by_hand():
-    raw, weights = run("gradcampp", gradients=G)
+    chosen = get_method("gradcampp")
+    out = chosen.fn(CamInputs(activations=A, target=1, gradients=G), normalise_alpha=False)
+    raw, weights = out.raw.numpy(), out.weights.numpy()
     # channel 0: sum A = 4. positions with g > 0: g=0.5 → α = .25/(.5 + 4·.125) = .25; g=1 → α = 1/(2 + 4) = 1/6
     # w0 = .25·.5 + (1/6)·1 = 0.2916…; channel 1: sum A = 4, g=2 → α = 4/(8 + 4·8) = 0.1, w1 = 0.1·2 = 0.2
     np.testing.assert_allclose(weights, [0.125 + 1 / 6, 0.2], rtol=1e-5)
     expected = (0.125 + 1 / 6) * A[0].numpy() + 0.2 * A[1].numpy()
     np.testing.assert_allclose(raw, expected, rtol=1e-5)
+
+
+def test_gradcampp_default_normalises_alpha_as_the_authors_code():
+    raw, weights = run("gradcampp", gradients=G)
+    # α divided by its sum where g > 0: channel 0: (.25·.5 + (1/6)·1) / (.25 + 1/6) = 0.7; channel 1: 0.1·2 / 0.1 = 2
+    np.testing.assert_allclose(weights, [0.7, 2.0], rtol=1e-5)
+    np.testing.assert_allclose(raw, 0.7 * A[0].numpy() + 2.0 * A[1].numpy(), rtol=1e-5)
 
 
 def test_xgradcam_weights_gradients_by_normalised_activation():
@@ -63,19 +72,22 @@ def test_eigencam_recovers_a_rank_one_pattern_with_the_sign_of_the_mean():
     pattern = torch.tensor([[1.0, 4.0, 0.0], [2.0, 0.0, 3.0]])
     scales = torch.tensor([2.0, 0.5, 1.0])
     activations = scales[:, None, None] * pattern
-    out = get_method("eigencam").fn(CamInputs(activations=activations, target=0))
+    plain = get_method("eigencam").fn(CamInputs(activations=activations, target=0), centre=False)
+    # Uncentred (the paper): the matrix is rank one, projection = ‖scales‖ · pattern.
+    np.testing.assert_allclose(plain.raw.numpy(), float(scales.norm()) * pattern.numpy(), rtol=1e-5, atol=1e-5)
+    out = get_method("eigencam").fn(CamInputs(activations=activations, target=0), centre=True)
     centred = (pattern - pattern.mean()).numpy()
     # The centred matrix is rank one: projection = ‖scales‖ · (pattern − mean), direction = scales / ‖scales‖.
     np.testing.assert_allclose(out.raw.numpy(), float(scales.norm()) * centred, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(out.weights.numpy(), (scales / scales.norm()).numpy(), rtol=1e-5)
-    flipped = get_method("eigencam").fn(CamInputs(activations=-activations + 10.0, target=0))
+    flipped = get_method("eigencam").fn(CamInputs(activations=-activations + 10.0, target=0), centre=True)
     # Negated activations: the sign fix must follow the new mean map, which is −pattern (+ constant).
     assert np.corrcoef(flipped.raw.numpy().ravel(), -pattern.numpy().ravel())[0, 1] > 0.99
 
 
 def test_eigengradcam_is_eigencam_of_gradient_times_activation():
     out = get_method("eigengradcam").fn(CamInputs(activations=A, target=0, gradients=G))
-    reference = get_method("eigencam").fn(CamInputs(activations=A * G, target=0))
+    reference = get_method("eigencam").fn(CamInputs(activations=A * G, target=0), centre=True)
     np.testing.assert_allclose(out.raw.numpy(), reference.raw.numpy(), rtol=1e-6)
 
 

@@ -18,13 +18,14 @@ from cam_core.examples import load_example
 from cam_core.lessons import BUILDERS, STAGES, Bars, Montage, compare_lessons, lesson
 from cam_core.lessons import eigen as eigen_lessons
 from cam_core.lessons.steps import relu_step, weighted_sum_step, weights_text
+from cam_core.methods.cluster import cluster_weights
 from cam_core.methods.common import principal_component, weighted_sum
 
-from .conftest import count_passes
+from .conftest import CHEAP_LAYER, CHEAP_PYRAMID, cheap_settings, count_passes
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 300
-SCORE_LAYER = "features.10"
+SCORE_LAYER = CHEAP_LAYER
 IDS = [card.id for card in methods()]
 CARDS = {card.id: card for card in methods()}
 
@@ -41,11 +42,16 @@ def analysis(explainer):
     return explainer.analyze(load_example("chelsea"))
 
 
+def api_settings(method: str) -> dict:
+    """The API's defaults, except where a method runs one masked pass per channel: layers with fewer channels."""
+    return cheap_settings(CARDS[method])
+
+
 def page_settings(explainer, method: str) -> dict:
-    """What the page asks for by default: the pyramid for multi-layer methods; Score-CAM at SCORE_LAYER here."""
+    """What the page asks for by default: the pyramid for multi-layer methods (fewer channels for the slow ones)."""
     if CARDS[method].multi_layer:
-        return {"layers": explainer.model.pyramid()}
-    return {"layer": SCORE_LAYER if method == "scorecam" else explainer.default_layer}
+        return api_settings(method) or {"layers": explainer.model.pyramid()}
+    return api_settings(method) or {"layer": explainer.default_layer}
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +61,7 @@ def lessons(analysis):
 
     def get(method: str):
         if method not in found:
-            found[method] = lesson(analysis, method, **({"layer": SCORE_LAYER} if method == "scorecam" else {}))
+            found[method] = lesson(analysis, method, **api_settings(method))
         return found[method]
 
     return get
@@ -71,7 +77,7 @@ def by_stage(story) -> dict:
 @pytest.mark.parametrize("method", IDS)
 def test_every_lesson_ends_at_the_methods_own_map(analysis, lessons, method):
     story = lessons(method)
-    result = analysis.cam(method, **({"layer": SCORE_LAYER} if method == "scorecam" else {}))
+    result = analysis.cam(method, **api_settings(method))
     scale = max(float(np.abs(result.raw).max()), 1e-12)
     np.testing.assert_allclose(story.raw, result.raw, rtol=1e-5, atol=1e-6 * scale)
     np.testing.assert_allclose(story.saliency, result.saliency, atol=1e-5)
@@ -91,8 +97,8 @@ def test_layercam_over_the_pyramid_shows_each_layer_and_the_fusion(explainer, an
     assert "fusion" in steps and story.layers == tuple(pyramid)
 
 
-def test_polycam_starts_from_gradcams_map_and_refines_it(lessons):
-    steps = by_stage(lessons("polycam"))
+def test_gradpolycam_starts_from_gradcams_map_and_refines_it(lessons):
+    steps = by_stage(lessons("gradpolycam"))
     np.testing.assert_allclose(steps["weighted sum"].value, by_stage(lessons("gradcam"))["weighted sum"].value,
                                rtol=1e-5, atol=1e-7)
     sizes = [tile.shape for _, tile in steps["refine"].charts[0].tiles]
@@ -138,10 +144,10 @@ def test_eigencam_singular_values_descend_and_the_sign_fix_agrees_with_the_mean_
 
 def test_the_sign_fix_turns_an_upside_down_component_back(monkeypatch):
     maps = torch.tensor([[[0.0, 1.0], [2.0, 7.0]], [[0.0, 0.5], [1.0, 3.0]], [[1.0, 0.0], [0.0, 0.5]]])
-    steps, raw, _ = eigen_lessons.principal_steps(maps, "activation")
+    steps, raw, _ = eigen_lessons.principal_steps(maps, "activation", True)
     monkeypatch.setattr(eigen_lessons, "principal_component", lambda centred: tuple(
         -part for part in principal_component(centred)))
-    flipped_steps, flipped_raw, _ = eigen_lessons.principal_steps(maps, "activation")
+    flipped_steps, flipped_raw, _ = eigen_lessons.principal_steps(maps, "activation", True)
     assert torch.equal(raw, flipped_raw), "whichever sign the decomposition returns, the fixed map is the same"
     texts = {steps[-1].text.split(",")[0], flipped_steps[-1].text.split(",")[0]}
     assert texts == {"It correlates negatively with the channels' mean map", "It already correlates positively with "
@@ -149,16 +155,27 @@ def test_the_sign_fix_turns_an_upside_down_component_back(monkeypatch):
     assert raw[1, 1] == raw.max(), "the map is high where the channels fire"
 
 
-def test_scorecam_softmax_sums_to_one_and_the_masked_inputs_are_pictures(analysis, lessons):
+def test_scorecam_shows_why_the_literal_softmax_flattens_the_map(analysis, lessons):
     steps = by_stage(lessons("scorecam"))
-    weights = steps["softmax"].value
-    assert abs(float(weights.sum()) - 1.0) < 1e-5
-    np.testing.assert_allclose(weights, analysis.cam("scorecam", layer=SCORE_LAYER).weights, rtol=1e-6)
+    literal = steps["softmax"].value
+    count = literal.size
+    assert abs(float(literal.sum()) - 1.0) < 1e-5
+    assert literal.max() < 3 / count and literal.min() > 1 / (3 * count), "the literal weights stay near 1/C"
+    assert f"1/{count}" in steps["softmax"].text and "correlate at r = " in steps["softmax"].text
+    np.testing.assert_allclose(steps["weights"].value, analysis.cam("scorecam", layer=SCORE_LAYER).weights, rtol=1e-6)
     montage = steps["masked inputs"].charts[0]
     assert isinstance(montage, Montage) and [title for title, _ in montage.pictures][0] == "baseline"
     assert all(picture.shape == (224, 224, 3) and picture.dtype == np.uint8 for _, picture in montage.pictures)
-    assert [step.stage for step in lessons("scorecam").steps][:6] == ["activations", "masks", "masked inputs",
-                                                                     "scores", "softmax", "weighted sum"]
+    assert [step.stage for step in lessons("scorecam").steps][:7] == ["activations", "masks", "masked inputs",
+                                                                     "scores", "softmax", "weights", "weighted sum"]
+
+
+def test_polycam_refines_its_perturbation_maps_coarse_to_fine(analysis, lessons):
+    story = lessons("polycam")
+    steps = by_stage(story)
+    assert [step.stage for step in story.steps][:5] == ["activations", "masks", "scores", "layer maps", "refine"]
+    assert [tile.shape for _, tile in steps["refine"].charts[0].tiles] == [(7, 7), (14, 14)]
+    assert story.layers == CHEAP_PYRAMID
 
 
 def test_ablationcam_shows_the_ablated_scores_against_the_original(analysis, lessons):
@@ -176,7 +193,10 @@ def test_group_lessons_show_the_groups_masks_scores_and_weighting(lessons, metho
     assert {"clusters", "masks", "masked inputs", "scores", "weights"} <= set(steps)
     sizes = steps["clusters"].charts[0]
     assert int(sizes.values.sum()) == 1280 and len(sizes.keys) == CARDS[method].params[0].default
-    np.testing.assert_array_equal(steps["weights"].value, steps["scores"].value)
+    gains = torch.from_numpy(steps["scores"].value)
+    expected = {"groupcam": gains.clamp(min=0), "clustercam": cluster_weights(gains, "score"),
+                "cosinecam": gains}[method]
+    np.testing.assert_array_equal(steps["weights"].value, expected.numpy())
 
 
 def test_step_texts_carry_the_numbers_of_a_hand_made_example():
@@ -198,7 +218,7 @@ def test_step_texts_carry_the_numbers_of_a_hand_made_example():
     ("gradcam", "hirescam", 2, ("activations", "gradients")),
     ("gradcam", "gradcampp", 2, ("activations", "gradients")),
     ("gradcam", "eigencam", 1, ("activations",)),
-    ("gradcam", "polycam", 4, ("activations", "gradients", "weights", "weighted sum")),
+    ("gradcam", "gradpolycam", 4, ("activations", "gradients", "weights", "weighted sum")),
 ])
 def test_known_partings(lessons, first, second, index, shared):
     parting = compare_lessons(lessons(first), lessons(second))
@@ -239,6 +259,8 @@ def app(explainer) -> AppTest:
 def open_learn(app: AppTest, method: str) -> AppTest:
     app.session_state["learn_method"] = method
     app.session_state["learn_layer"] = SCORE_LAYER if method == "scorecam" else "features.18"
+    if cheap_settings(CARDS[method]).get("layers"):
+        app.session_state[f"learn_layers_{method}_mobilenet_v2"] = list(CHEAP_PYRAMID)
     app.switch_page("pages/learn.py")
     app.run()
     assert not app.exception, app.exception

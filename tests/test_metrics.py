@@ -18,6 +18,7 @@ from cam_core.metrics import (
     confidence_change,
     increase_in_confidence,
     map_at_input,
+    probabilities,
     saliency_curve,
 )
 from cam_core.paths import blurred
@@ -115,7 +116,7 @@ def test_batch_size_does_not_change_a_curve_and_baselines_are_what_they_say():
         ({"steps": 0}, "steps must be a whole number from 1 to 1000"),
         ({"steps": 2.5}, "steps must be a whole number"),
         ({"kind": "both"}, "kind must be one of deletion, insertion"),
-        ({"baseline": "noise"}, "baseline must be one of blur, zero"),
+        ({"baseline": "noise"}, "baseline must be one of rise, blur, zero"),
     ],
 )
 def test_bad_settings_name_the_valid_range(kwargs, message):
@@ -165,7 +166,7 @@ def chelsea_scores(mobilenet, chelsea):
     }
 
 
-def test_gradcams_map_of_the_cat_is_more_faithful_than_its_inverse_and_than_noise(chelsea_scores):
+def test_gradcams_map_of_the_cat_is_more_faithful_than_its_inverse_and_than_noise(chelsea_scores, mobilenet, chelsea):
     ours, inverse, noise = (chelsea_scores[name] for name in ("gradcam", "inverse", "noise"))
     for label, scores in chelsea_scores.items():
         print(f"{label}: deletion {scores.deletion.auc:.3f}, insertion {scores.insertion.auc:.3f}, "
@@ -177,9 +178,13 @@ def test_gradcams_map_of_the_cat_is_more_faithful_than_its_inverse_and_than_nois
     # Grad-CAM's map alone keeps nearly all of the confidence. (So does its inverse here, which keeps most of the
     # photo: Average Drop rewards maps that cover much, one reason to read it next to the deletion curve.)
     assert ours.confidence.drop < 0.1
-    # The curves start and end at the image's and the baseline's probabilities.
+    # The curves start and end at the image's and the baselines' probabilities: RISE's protocol deletes down to the
+    # zero input and inserts into a blurred copy.
     assert ours.deletion.scores[0] == pytest.approx(ours.insertion.scores[-1], rel=1e-5)
-    assert ours.deletion.scores[-1] == pytest.approx(ours.insertion.scores[0], rel=1e-5)
+    model_input = mobilenet.analyze(chelsea).input
+    for kind, end in (("deletion", ours.deletion.scores[-1]), ("insertion", ours.insertion.scores[0])):
+        other = probabilities(mobilenet.fast_model(), baseline_input(model_input, "rise", kind), EGYPTIAN_CAT)[0]
+        assert end == pytest.approx(float(other), rel=1e-4, abs=1e-6), kind
     assert ours.deletion.scores[0] > 0.5 and ours.deletion.scores[-1] < 0.1
 
 

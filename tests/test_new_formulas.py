@@ -10,9 +10,11 @@ import pytest
 import torch
 
 from cam_core.maps import saliency_map
-from cam_core.methods.multilayer import local_normalise, refine
+from cam_core.masking import normalized_masks
+from cam_core.methods.multilayer import local_normalise, pcam_layer_map, pcam_refine, pcam_weights, refine
 from cam_core.paths import PathSpec, path_inputs
 from cam_core.registry import CamInputs, LayerInputs, PathInputs, get_method
+from cam_core.scores import MaskScores
 
 
 def run(method: str, inputs: CamInputs, **params):
@@ -56,7 +58,8 @@ SG = torch.tensor(
 
 def test_smoothgradcampp_alpha_and_weights_by_hand():
     path = PathInputs(activations=SA[None].repeat(2, 1, 1, 1) * 100.0, gradients=SG)
-    out = run("smoothgradcampp", CamInputs(activations=SA, target=0, path=path), samples=2, sigma=0.1, seed=0)
+    out = run("smoothgradcampp", CamInputs(activations=SA, target=0, path=path), samples=2, sigma=0.1, seed=0,
+              normalise_alpha=False)
     # channel 0 (ΣA = 4)
     #   position 0: g = 1, 1  → D1 = 1, D2 = 1, D3 = 1       → α = 1/(2 + 4·1) = 1/6,   ReLU(D1) = 1
     #   position 1: g = −1, 3 → D1 = 1, D2 = 5, D3 = 13      → α = 5/(10 + 4·13) = 5/62, ReLU(D1) = 1
@@ -70,7 +73,10 @@ def test_smoothgradcampp_alpha_and_weights_by_hand():
     # The map uses the clean activations (not the noisy copies', which are 100× larger here).
     np.testing.assert_allclose(out.raw.numpy(), [[w0 * 1 + w1 * 2, w0 * 3]], rtol=1e-5)
     # Grad-CAM++ on the mean gradient alone would give channel 0 position 1 α = 1/(2 + 4) instead of 5/62.
-    mean_only = run("gradcampp", CamInputs(activations=SA, target=0, gradients=SG.mean(dim=0)))
+    mean_only = run("gradcampp", CamInputs(activations=SA, target=0, gradients=SG.mean(dim=0)), normalise_alpha=False)
+    # Normalised as the Grad-CAM++ authors' code does: w0 = (1/6 + 5/62) / (1/6 + 5/62) · ... = Σ α ReLU(D1) / Σ α.
+    normalised = run("smoothgradcampp", CamInputs(activations=SA, target=0, path=path), samples=2, sigma=0.1, seed=0)
+    np.testing.assert_allclose(normalised.weights.numpy(), [1.0, 1.0], rtol=1e-5)
     assert abs(float(mean_only.weights[0]) - w0) > 0.05
 
 
@@ -79,7 +85,7 @@ def test_smoothgradcampp_alpha_is_zero_where_no_copy_has_a_gradient():
     grads[:, 0, 0, 1] = torch.tensor([2.0, 2.0, 2.0])
     acts = torch.tensor([[[5.0, 1.0]]])
     out = run("smoothgradcampp", CamInputs(activations=acts, target=0, path=PathInputs(acts[None], grads)),
-              samples=3, sigma=0.1, seed=0)
+              samples=3, sigma=0.1, seed=0, normalise_alpha=False)
     # Only position 1 counts: D = 2, 4, 8, ΣA = 6 → α = 4/(8 + 48) = 1/14, w = 2/14.
     assert torch.isfinite(out.raw).all()
     np.testing.assert_allclose(out.weights.numpy(), [2 / 14], rtol=1e-5)
@@ -93,7 +99,7 @@ def test_smoothgradcampp_with_identical_copies_is_gradcampp():
     plain = run("gradcampp", CamInputs(activations=acts, target=0, gradients=grads))
     np.testing.assert_allclose(smooth.weights.numpy(), plain.weights.numpy(), rtol=1e-6)
     np.testing.assert_allclose(smooth.raw.numpy(), plain.raw.numpy(), rtol=1e-6)
-    np.testing.assert_allclose(plain.weights.numpy(), [0.125 + 1 / 6, 0.2], rtol=1e-5)  # test_formulas' numbers
+    np.testing.assert_allclose(plain.weights.numpy(), [0.7, 2.0], rtol=1e-5)  # test_formulas' numbers
 
 
 # ------------------------------------------------------------------------------------------- Integrated Grad-CAM
@@ -214,21 +220,25 @@ def test_layercam_fused_by_mean_without_tanh():
                                out.raw.numpy())
 
 
-def test_zoomcam_fuses_signed_gradient_times_activation_by_max():
+def test_zoomcam_fuses_each_layers_rectified_map_by_max():
     out = run("zoomcam", stack_inputs())
-    # coarse Σ g·A = [[−1, 1], [0, −2]]: positive → [[0, 1], [0, 0]], negative [[1, 0], [0, 2]] → [[.5, 0], [0, 1]]
-    fine_pos, fine_neg = fine_parts()
-    positive = np.maximum(up_2_to_4([[0, 1], [0, 0]]), fine_pos)
-    negative = np.maximum(up_2_to_4([[0.5, 0], [0, 1]]), fine_neg)
-    np.testing.assert_allclose(out.raw.numpy(), positive - negative, rtol=1e-5, atol=1e-6)
-    assert out.weights is None
+    # The authors' fusion: coarse Σ g·A = [[−1, 1], [0, −2]] → ReLU → [[0, 1], [0, 0]], min-max → the same; the fine
+    # layer's rectified, min-max scaled map; the maximum of the two at the finest resolution.
+    fine_pos, _ = fine_parts()
+    np.testing.assert_allclose(out.raw.numpy(), np.maximum(up_2_to_4([[0, 1], [0, 0]]), fine_pos), rtol=1e-5,
+                               atol=1e-6)
+    assert out.weights is None and not get_method("zoomcam").card.signed
+
+
+def test_zoomcam_has_no_evidence_against_the_class():
+    negative_only = (
+        LayerInputs("fine", -FINE_A.abs(), FINE_G.abs()),
+        LayerInputs("coarse", -COARSE_A.abs(), COARSE_G.abs()),
+    )
+    assert not run("zoomcam", stack_inputs(negative_only)).raw.any()
 
 
 def test_a_fused_methods_negative_map_is_the_fused_negative_evidence():
-    # Negating every gradient swaps the evidence for and against: Zoom-CAM's map flips sign exactly.
-    flipped = tuple(LayerInputs(item.layer, item.activations, -item.gradients) for item in STACK)
-    out, neg = run("zoomcam", stack_inputs()), run("zoomcam", stack_inputs(flipped))
-    np.testing.assert_allclose(neg.raw.numpy(), -out.raw.numpy(), atol=1e-7)
     # Where no layer has positive evidence, the negative saliency is exactly the fused negative evidence: take a
     # stack whose positive evidence is nowhere (activations negative, gradients positive).
     negative_only = (
@@ -241,7 +251,6 @@ def test_a_fused_methods_negative_map_is_the_fused_negative_evidence():
     fine[0, 0], fine[3, 0], fine[0, 3] = 0.5, 1.0, 0.25
     coarse = up_2_to_4([[0.5, 0.5], [0, 1]])
     for method, params, fused in (
-        ("zoomcam", {}, np.maximum(coarse, fine)),
         ("layercam", {"fusion": "mean"}, (coarse + fine) / 2),
         (
             "layercam",
@@ -331,10 +340,10 @@ def poly_inputs(*layers: LayerInputs) -> CamInputs:
     return CamInputs(activations=layers[-1].activations, target=0, gradients=layers[-1].gradients, stack=layers)
 
 
-def test_polycam_refines_the_deepest_gradcam_map_by_the_finer_layers_activations():
+def test_gradpolycam_refines_the_deepest_gradcam_map_by_the_finer_layers_activations():
     fine = LayerInputs("fine", POLY_FINE_A, torch.zeros_like(POLY_FINE_A))
     deep = LayerInputs("deep", POLY_DEEP_A, POLY_DEEP_G)
-    out = run("polycam", poly_inputs(fine, deep), base="gradcam", masks="activations")
+    out = run("gradpolycam", poly_inputs(fine, deep), base="gradcam", masks="activations")
     np.testing.assert_allclose(out.weights.numpy(), [0.5])
     coarse = [[0.5, 1.0], [1.5, -0.5]]
     # Evidence for and against refined separately: up(ReLU(S))·N − up(ReLU(−S))·N
@@ -343,27 +352,27 @@ def test_polycam_refines_the_deepest_gradcam_map_by_the_finer_layers_activations
     np.testing.assert_allclose(out.raw.numpy(), up_2_to_4(coarse) * POLY_NORMALISED, rtol=1e-5, atol=1e-6)
     assert out.note == ""
     # Negated gradients flip the map: its negative part is refined alike.
-    flipped = run("polycam", poly_inputs(fine, LayerInputs("deep", POLY_DEEP_A, -POLY_DEEP_G)), base="gradcam",
+    flipped = run("gradpolycam", poly_inputs(fine, LayerInputs("deep", POLY_DEEP_A, -POLY_DEEP_G)), base="gradcam",
                   masks="activations")
     np.testing.assert_allclose(flipped.raw.numpy(), -out.raw.numpy(), atol=1e-6)
 
 
-def test_polycam_layercam_base_uses_positive_gradients_position_by_position():
+def test_gradpolycam_layercam_base_uses_positive_gradients_position_by_position():
     fine = LayerInputs("fine", POLY_FINE_A, torch.zeros_like(POLY_FINE_A))
     deep = LayerInputs("deep", COARSE_A, COARSE_G)
-    out = run("polycam", poly_inputs(fine, deep), base="layercam", masks="activations")
+    out = run("gradpolycam", poly_inputs(fine, deep), base="layercam", masks="activations")
     assert out.weights is None
     # Σ ReLU(g)·A = [[0, 1], [0, −2]]
     np.testing.assert_allclose(out.raw.numpy(), up_2_to_4([[0, 1], [0, -2]]) * POLY_NORMALISED, rtol=1e-5, atol=1e-6)
 
 
-def test_polycam_walks_coarse_to_fine_whatever_the_order_of_the_finer_layers():
+def test_gradpolycam_walks_coarse_to_fine_whatever_the_order_of_the_finer_layers():
     torch.manual_seed(0)
     finest = LayerInputs("finest", torch.rand(3, 8, 8), torch.zeros(3, 8, 8))
     fine = LayerInputs("fine", POLY_FINE_A, torch.zeros_like(POLY_FINE_A))
     deep = LayerInputs("deep", POLY_DEEP_A, POLY_DEEP_G)
-    ordered = run("polycam", poly_inputs(finest, fine, deep), base="gradcam", masks="activations")
-    shuffled = run("polycam", poly_inputs(fine, finest, deep), base="gradcam", masks="activations")
+    ordered = run("gradpolycam", poly_inputs(finest, fine, deep), base="gradcam", masks="activations")
+    shuffled = run("gradpolycam", poly_inputs(fine, finest, deep), base="gradcam", masks="activations")
     assert ordered.raw.shape == (8, 8)
     np.testing.assert_allclose(shuffled.raw.numpy(), ordered.raw.numpy(), rtol=1e-6)
     by_hand = refine(torch.tensor([[0.5, 1.0], [1.5, -0.5]]), [POLY_FINE_A.clamp(min=0).sum(0),
@@ -371,14 +380,14 @@ def test_polycam_walks_coarse_to_fine_whatever_the_order_of_the_finer_layers():
     np.testing.assert_allclose(ordered.raw.numpy(), by_hand.numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_polycam_with_no_finer_layer_has_nothing_to_refine():
+def test_gradpolycam_with_no_finer_layer_has_nothing_to_refine():
     deep = LayerInputs("deep", POLY_DEEP_A, POLY_DEEP_G)
     same_size = LayerInputs("other", torch.rand(2, 2, 2), torch.zeros(2, 2, 2))
     for stack in ((deep,), (same_size, deep)):
-        out = run("polycam", poly_inputs(*stack), base="gradcam")
+        out = run("gradpolycam", poly_inputs(*stack), base="gradcam")
         assert "nothing to refine" in out.note
         np.testing.assert_allclose(out.raw.numpy(), [[0.5, 1.0], [1.5, -0.5]])
-    alone = run("polycam", CamInputs(activations=POLY_DEEP_A, target=0, gradients=POLY_DEEP_G), base="gradcam")
+    alone = run("gradpolycam", CamInputs(activations=POLY_DEEP_A, target=0, gradients=POLY_DEEP_G), base="gradcam")
     assert "nothing to refine" in alone.note
 
 
@@ -415,21 +424,21 @@ def test_guidedgradcam_gates_the_guided_gradient_with_the_scaled_gradcam_map():
     assert float(out.raw[3, 3]) == 0.0 and float(out.raw[3, 0]) == pytest.approx(3.0)
 
 
-def test_polycam_layercam_masks_are_the_finer_layers_positive_gradient_maps():
+def test_gradpolycam_layercam_masks_are_the_finer_layers_positive_gradient_maps():
     # fine layer: Σ_k ReLU(g)·A, then ReLU. Channel 0 with gradient 1 keeps POLY_FINE_A[0]; channel 1 (negative
     # activations, gradient 1) would subtract, so its gradient is 0 except at (0, 1) → + ReLU(1)·1 there.
     gradients = torch.stack([torch.ones(4, 4), torch.zeros(4, 4)])
     gradients[1, 0, 1] = 1.0
     fine = LayerInputs("fine", POLY_FINE_A, gradients)
     deep = LayerInputs("deep", POLY_DEEP_A, POLY_DEEP_G)
-    out = run("polycam", poly_inputs(fine, deep), base="gradcam", masks="layercam")
+    out = run("gradpolycam", poly_inputs(fine, deep), base="gradcam", masks="layercam")
     # Same F as Σ ReLU(A) here, so the same normalised mask as the activation masks.
     np.testing.assert_allclose(out.raw.numpy(), up_2_to_4([[0.5, 1.0], [1.5, -0.5]]) * POLY_NORMALISED, rtol=1e-5,
                                atol=1e-6)
     # A negative gradient on channel 0 at (0, 1) drops its 3 there (ReLU of the gradient): F(0, 1) = 0·3 + 1·1 = 1,
     # cell (0, 0) = [[1, 1], [0, 0]], mean 1/2.
     gradients[0, 0, 1] = -1.0
-    out = run("polycam", poly_inputs(LayerInputs("fine", POLY_FINE_A, gradients), deep), base="gradcam",
+    out = run("gradpolycam", poly_inputs(LayerInputs("fine", POLY_FINE_A, gradients), deep), base="gradcam",
               masks="layercam")
     normalised = POLY_NORMALISED.copy()
     normalised[:2, :2] = [[2.0, 2.0], [0.0, 0.0]]
@@ -460,3 +469,76 @@ def test_the_guided_copy_passes_only_positive_gradients_and_leaves_the_model_alo
     np.testing.assert_allclose(found.numpy(), [[0.0, 0.0]])
     assert not any(p.requires_grad for p in guided.module.parameters())
     assert all(p.requires_grad for p in model.parameters()), "the original's parameters are not frozen by the copy"
+
+
+# ------------------------------------------------------------------------------------- Poly-CAM (PCAM±, PCAM+, PCAM−)
+
+
+def pcam_scores(inside: list[list[float]] | None, outside: list[list[float]] | None) -> MaskScores:
+    """Two channels' masked-input logits (two classes): kept inside the masks, cut out of them, or both."""
+    rows = [*(inside or []), *(outside or [])]
+    maps = torch.ones(2, 2, 2)
+    return MaskScores(maps, None, torch.tensor(rows), torch.zeros(2), torch.zeros(2, dtype=bool), 0.0, "",
+                      torch.tensor([0.0, 1.0]))
+
+
+def test_pcam_weights_by_hand():
+    inside, outside = [[0.0, 2.0], [0.0, 0.0]], [[0.0, -1.0], [0.0, 1.0]]
+    sigmoid = lambda v: 1 / (1 + math.exp(-v))  # noqa: E731 - p(class 1) of logits (0, v)
+    full = sigmoid(1.0)
+    np.testing.assert_allclose(pcam_weights(pcam_scores(inside, None), 1, "PCAM+").numpy(), [sigmoid(2), 0.5],
+                               rtol=1e-6)
+    np.testing.assert_allclose(pcam_weights(pcam_scores(None, outside), 1, "PCAM−").numpy(),
+                               [full - sigmoid(-1), 0.0], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(pcam_weights(pcam_scores(inside, outside), 1, "PCAM±").numpy(),
+                               [sigmoid(2) + full - sigmoid(-1), 0.5 + full - full], rtol=1e-6)
+
+
+def test_pcam_refine_divides_each_finer_map_by_its_bilinear_down_and_up_copy():
+    coarse = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    fine = torch.tensor([[1.0, 3.0, 2.0, 2.0], [1.0, 3.0, 2.0, 2.0], [4.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 5.0]])
+    # bilinear 4 → 2 (align_corners=False) samples the centre of each 2×2 block: its mean
+    means = fine.numpy().reshape(2, 2, 2, 2).mean(axis=(1, 3))
+    expected = np.maximum(fine.numpy() / up_2_to_4(means) * up_2_to_4(coarse.numpy()), 0)
+    np.testing.assert_allclose(pcam_refine([coarse, fine]).numpy(), expected, rtol=1e-5)
+    np.testing.assert_allclose(pcam_refine([coarse]).numpy(), coarse.numpy())
+
+
+def test_polycam_orders_the_layers_coarse_to_fine_and_reads_only_the_scores():
+    deep = LayerInputs("deep", torch.tensor([[[1.0, 2.0], [3.0, 4.0]], [[0.0, 1.0], [0.0, 0.0]]]),
+                       mask_scores=pcam_scores([[0.0, 2.0], [0.0, 0.0]], [[0.0, -1.0], [0.0, 1.0]]))
+    fine_acts = torch.rand(2, 4, 4, generator=torch.Generator().manual_seed(0))
+    fine = LayerInputs("fine", fine_acts, mask_scores=pcam_scores([[0.0, 1.0], [0.0, 3.0]], [[0.0, 0.0], [0.0, 2.0]]))
+    inputs = CamInputs(activations=deep.activations, target=1, stack=(fine, deep))
+    out = run("polycam", inputs)
+    maps = [pcam_layer_map(item, 1, "PCAM±") for item in (deep, fine)]
+    np.testing.assert_allclose(out.raw.numpy(), pcam_refine(maps).numpy(), rtol=1e-6)
+    swapped = run("polycam", CamInputs(activations=deep.activations, target=1, stack=(deep, fine)))
+    np.testing.assert_allclose(swapped.raw.numpy(), out.raw.numpy(), rtol=1e-6)
+
+
+def test_percentile_masks_follow_the_polycam_authors_scaling():
+    channel = torch.arange(16, dtype=torch.float32).reshape(1, 4, 4) - 3.0  # −3 … 12
+    masks, empty = normalized_masks(channel, 4, scaling="percentile")
+    flat = channel.flatten().numpy()
+    low, high = np.percentile(flat, 0.1), np.percentile(flat, 99.9)
+    np.testing.assert_allclose(masks[0, 0].numpy(), np.clip((channel[0].numpy() - low) / high, 0, 1), rtol=1e-5)
+    assert not empty.any()
+    assert normalized_masks(torch.full((1, 4, 4), 2.0), 4, scaling="percentile")[1].all()
+
+
+def test_smooth_activations_pass_back_only_positive_gradients():
+    """Below zero SiLU's derivative is negative: the guided rule clamps what it passes back as well as what it
+    receives, so a positive gradient from above cannot arrive negative at the input."""
+    from cam_core.guided import guided_copy
+
+    for activation in (torch.nn.SiLU(), torch.nn.GELU(), torch.nn.Hardswish()):
+        model = torch.nn.Sequential(torch.nn.Identity(), activation)
+        guided = guided_copy(model).module
+        x = torch.tensor([-2.0, -1.0, 1.0], requires_grad=True)
+        (plain,) = torch.autograd.grad(model(x).sum(), x)
+        (found,) = torch.autograd.grad(guided(x).sum(), x)
+        assert plain[0] < 0, f"{activation}: the test needs a negative derivative at −2"
+        np.testing.assert_allclose(found.numpy(), plain.clamp(min=0).numpy(), rtol=1e-6)
+        (upstream_negative,) = torch.autograd.grad(-guided(x).sum(), x)
+        assert not upstream_negative.any()

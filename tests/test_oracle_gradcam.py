@@ -45,6 +45,8 @@ from skimage import data
 
 from cam_core import Explainer
 
+from .conftest import pearson
+
 MODELS = ("mobilenet_v2", "efficientnet_lite0")
 
 PEERS = {
@@ -64,6 +66,8 @@ DOG = Path("/usr/share/darknet/data/dog.jpg")
 # The second class per photo: a plausible runner-up or a class that is clearly absent.
 OTHER_CLASS = {"chelsea": 282, "coffee": 968, "dog": 717}  # tiger cat, cup, pickup
 CLASSES = ("top1", "other")
+# Our parameters that make a method the peer's definition (the defaults follow the authors' code).
+PEER_DEFINITION = {"gradcampp": {"normalise_alpha": False}, "eigencam": {"centre": True}}
 
 THRESHOLD = 0.98
 
@@ -140,18 +144,6 @@ def run_peer(
     return captured
 
 
-def pearson(ours: np.ndarray, theirs: np.ndarray, what: str) -> float:
-    """Pearson correlation of two maps, after checking both are finite and not flat (a flat map gives NaN)."""
-    a = np.asarray(ours, dtype=np.float64).ravel()
-    b = np.asarray(theirs, dtype=np.float64).ravel()
-    assert a.shape == b.shape, f"{what}: shapes differ, ours {np.shape(ours)} vs peer {np.shape(theirs)}"
-    for name, values in (("our", a), ("the peer's", b)):
-        assert np.all(np.isfinite(values)), f"{what}: {name} map has non-finite values"
-        scale = float(np.abs(values).max())
-        assert scale > 0 and np.ptp(values) > 1e-6 * scale, f"{what}: {name} map is constant, Pearson is undefined"
-    return float(np.corrcoef(a, b)[0, 1])
-
-
 def assert_same_inputs(an, peer: dict[str, np.ndarray], target: int, method: str, what: str) -> None:
     """The peer captured the same activations (and gradients) at the layer as our Analysis."""
     ours = an.activations().numpy()
@@ -175,7 +167,7 @@ def assert_same_inputs(an, peer: dict[str, np.ndarray], target: int, method: str
 def test_layer_map_matches_pytorch_grad_cam(explainer, peer_model, image, which, method):
     an = analysis_of(explainer, image)
     target = class_for(an, image, which)
-    res = an.cam(method, target=target)
+    res = an.cam(method, target=target, **PEER_DEFINITION.get(method, {}))
     height, width = res.raw.shape
     what = f"{explainer.name} {image} class {target} {method}"
 

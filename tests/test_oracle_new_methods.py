@@ -85,6 +85,8 @@ from cam_core.guided import GuidedActivation
 from cam_core.paths import path_inputs
 from cam_core.registry import get_method
 
+from .conftest import pearson
+
 MODELS = ("mobilenet_v2", "efficientnet_lite0")
 IMAGES = ("chelsea", "coffee")
 OTHER_CLASS = {"chelsea": 282, "coffee": 968}  # tiger cat, cup
@@ -134,18 +136,6 @@ def trainable_copy(module: nn.Module) -> nn.Module:
     model = copy.deepcopy(module)
     model.requires_grad_(True)
     return model.eval()
-
-
-def pearson(ours: np.ndarray, theirs: np.ndarray, what: str) -> float:
-    """Pearson correlation of two maps, after checking both are finite and not flat (a flat map gives NaN)."""
-    a = np.asarray(ours, dtype=np.float64).ravel()
-    b = np.asarray(theirs, dtype=np.float64).ravel()
-    assert a.shape == b.shape, f"{what}: shapes differ, ours {np.shape(ours)} vs peer {np.shape(theirs)}"
-    for name, values in (("our", a), ("the peer's", b)):
-        assert np.all(np.isfinite(values)), f"{what}: {name} map has non-finite values"
-        scale = float(np.abs(values).max())
-        assert scale > 0 and np.ptp(values) > 1e-6 * scale, f"{what}: {name} map is constant, Pearson is undefined"
-    return float(np.corrcoef(a, b)[0, 1])
 
 
 def plain_input_gradient(model: nn.Module, model_input: torch.Tensor, target: int) -> np.ndarray:

@@ -31,21 +31,26 @@ def tiny_scores(logits: list[list[float]], baseline: list[float], labels=None) -
     return MaskScores(maps, labels, torch.tensor(logits), torch.tensor(baseline), torch.zeros(count, dtype=bool), 0.0)
 
 
-def test_scorecam_arithmetic_by_hand():
+def test_scorecam_weightings_by_hand():
     activations = torch.tensor([[[1.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 2.0]]])
     scores = tiny_scores([[0.0, 3.0], [0.0, 1.0]], [0.0, 1.0])
     inputs = CamInputs(activations=activations, target=1, mask_scores=scores)
-    out = get_method("scorecam").fn(inputs, baseline="zeros", score="logit", softmax=True, align_corners=False)
-    # contributions: 3 − 1 = 2 and 1 − 1 = 0 → softmax = (e²/(e²+1), 1/(e²+1))
-    w0 = np.exp(2) / (np.exp(2) + 1)
-    np.testing.assert_allclose(out.weights.numpy(), [w0, 1 - w0], rtol=1e-6)
-    np.testing.assert_allclose(out.raw.numpy(), [[w0, 0], [0, 2 * (1 - w0)]], rtol=1e-6)
-    plain = get_method("scorecam").fn(inputs, baseline="zeros", score="logit", softmax=False, align_corners=False)
-    np.testing.assert_allclose(plain.weights.numpy(), [2.0, 0.0])
-    probs = get_method("scorecam").fn(inputs, baseline="zeros", score="probability", softmax=False,
-                                      align_corners=False)
-    expected = torch.softmax(torch.tensor([0.0, 3.0]), 0)[1] - torch.softmax(torch.tensor([0.0, 1.0]), 0)[1]
-    assert float(probs.weights[0]) == pytest.approx(float(expected), rel=1e-6)
+
+    def weights(choice: str) -> np.ndarray:
+        return get_method("scorecam").fn(inputs, weights=choice, baseline="zeros", align_corners=False).weights.numpy()
+
+    # the authors' code: the masked input's probability of class 1, softmax over the two classes
+    probability = torch.softmax(torch.tensor([[0.0, 3.0], [0.0, 1.0]]), 1)[:, 1].numpy()
+    np.testing.assert_allclose(weights("probability"), probability, rtol=1e-6)
+    out = get_method("scorecam").fn(inputs, weights="probability", baseline="zeros", align_corners=False)
+    np.testing.assert_allclose(out.raw.numpy(), [[probability[0], 0], [0, 2 * probability[1]]], rtol=1e-6)
+    # pytorch-grad-cam: softmax over channels of the logits 3 and 1
+    w0 = np.exp(3) / (np.exp(3) + np.exp(1))
+    np.testing.assert_allclose(weights("logit softmax"), [w0, 1 - w0], rtol=1e-6)
+    # the paper's equations: gains over the baseline's probability (1 vs 0 logits → 0.731), then a softmax
+    gains = probability - float(torch.softmax(torch.tensor([0.0, 1.0]), 0)[1])
+    np.testing.assert_allclose(weights("gain"), gains, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(weights("gain softmax"), np.exp(gains) / np.exp(gains).sum(), rtol=1e-6)
 
 
 def test_ablationcam_arithmetic_by_hand():
@@ -54,6 +59,14 @@ def test_ablationcam_arithmetic_by_hand():
     out = get_method("ablationcam").fn(CamInputs(activations=activations, target=1, ablation=ablation))
     np.testing.assert_allclose(out.weights.numpy(), [0.75, 0.25])
     np.testing.assert_allclose(out.raw.numpy(), [[1.0]])
+
+
+def test_ablationcam_keeps_the_sign_of_a_negative_logit():
+    """Logit −4; zeroing channel 0 drops it to −7 (the channel was evidence for the class), channel 1 raises it to
+    −2: the weights are +0.75 and −0.5 (the paper's division by −4 would flip both)."""
+    ablation = AblationScores(torch.tensor([[0.0, -7.0], [0.0, -2.0]]), torch.tensor([0.0, -4.0]), True, 0.0)
+    out = get_method("ablationcam").fn(CamInputs(activations=torch.ones(2, 1, 1), target=1, ablation=ablation))
+    np.testing.assert_allclose(out.weights.numpy(), [0.75, -0.5])
 
 
 def test_cluster_variants_by_hand():
@@ -66,8 +79,19 @@ def test_cluster_variants_by_hand():
     gains = np.array([1.0, 4.0, -2.0])
     np.testing.assert_allclose(run("score").raw.numpy(), np.tensordot(gains, maps, 1), rtol=1e-6)
     np.testing.assert_allclose(run("score").weights.numpy(), gains[labels.numpy()])
-    np.testing.assert_allclose(run("cognition-base").raw.numpy(), maps[1])
-    np.testing.assert_allclose(run("cognition-scissors").raw.numpy(), maps[1] - maps[2])
+    np.testing.assert_allclose(run("cognition").raw.numpy(), maps[1] - maps[2])
+
+
+def test_groupcam_weights_are_positive_probability_gains_by_hand():
+    labels = torch.tensor([0, 0, 1, 1])
+    scores = tiny_scores([[0.0, 2.0], [0.0, -1.0]], [0.0, 1.0], labels)
+    inputs = CamInputs(activations=torch.zeros(4, 2, 2), target=1, mask_scores=scores)
+    out = get_method("groupcam").fn(inputs, groups=2, grouping="contiguous", groups_from="gradients", denoise=70.0,
+                                    baseline="blur", seed=0)
+    probabilities = torch.softmax(torch.tensor([[0.0, 2.0], [0.0, -1.0]]), 1)[:, 1]
+    gains = (probabilities - torch.softmax(torch.tensor([0.0, 1.0]), 0)[1]).clamp(min=0).numpy()
+    assert gains[0] > 0 and gains[1] == 0
+    np.testing.assert_allclose(out.raw.numpy(), gains[0] * scores.maps[0].numpy(), rtol=1e-6)
 
 
 def test_constant_maps_are_skipped_exactly(mobilenet, chelsea):
@@ -91,17 +115,36 @@ def test_constant_maps_are_skipped_exactly(mobilenet, chelsea):
 
 
 
+CLASS_AGNOSTIC_PASSES = {"scorecam": {"layer": "features.16"}, "groupcam": {"groups_from": "activations"}}
+
+
 @pytest.mark.parametrize("method", SLOW_METHODS)
 def test_class_switch_runs_no_model_pass(method, chelsea):
     explainer = Explainer("mobilenet_v2")
     analysis = explainer.analyze(chelsea)
-    first = analysis.cam(method, layer="features.16") if method == "scorecam" else analysis.cam(method)
+    params = CLASS_AGNOSTIC_PASSES.get(method, {})
+    first = analysis.cam(method, **params)
     head_modules = [step for step in explainer.model.head.steps if isinstance(step, torch.nn.Module)]
     with count_passes(explainer.model.module, explainer.fast_model(), *head_modules) as passes:
         for target in (282, 281, 1, 717):
-            again = analysis.cam(method, target=target, layer=first.layer)
+            again = analysis.cam(method, target=target, **params)
             assert again.target == target and not np.array_equal(again.raw, first.raw)
     assert passes == [], f"{method}: a class switch ran {len(passes)} model passes"
+
+
+def test_groupcam_costs_one_batch_of_group_passes_per_new_class(chelsea):
+    """The paper's class-specific groups: a new class costs its baseline pass and one batch of its 32 masked
+    inputs; a class seen before costs nothing."""
+    explainer = Explainer("mobilenet_v2")
+    analysis = explainer.analyze(chelsea)
+    analysis.cam("groupcam")
+    with count_passes(explainer.fast_model()) as passes:
+        analysis.cam("groupcam", target=717)
+    assert len(passes) == 2, f"a new class ran {len(passes)} passes, not a baseline and one batch"
+    with count_passes(explainer.fast_model()) as passes:
+        analysis.cam("groupcam", target=717)
+        analysis.cam("groupcam")
+    assert passes == []
 
 
 def test_the_cat_maps_peak_on_the_cat(mobilenet, chelsea):
@@ -151,7 +194,7 @@ def test_ablation_through_the_head_equals_full_forward_passes(mobilenet, chelsea
     [
         ({"groups": 1}, "groups must be between 2 and 256"),
         ({"groups": 2.5}, "groups must be a whole number"),
-        ({"grouping": "random"}, "grouping must be one of kmeans, contiguous"),
+        ({"grouping": "random"}, "grouping must be one of contiguous, kmeans"),
         ({"baseline": "noise"}, "baseline must be one of blur, zeros"),
     ],
 )
@@ -177,12 +220,12 @@ def peer_map(peer_class, explainer: Explainer, analysis, target: int, layer_name
 @pytest.mark.parametrize("target", [285, 282])
 def test_scorecam_matches_pytorch_grad_cam(mobilenet, chelsea, target):
     """The peer scores logits, masks the normalised input toward zero, takes a softmax over channels and upsamples
-    its masks with aligned corners: with score="logit", baseline="zeros", align_corners=True ours is the same
+    its masks with aligned corners: with weights="logit softmax", baseline="zeros", align_corners=True ours is the same
     definition. (Our default puts cells over their patches instead; at 7×7 that alone moves Pearson to ~0.7,
     because a softmax over logits lets a few channels dominate.)"""
     analysis = mobilenet.analyze(chelsea)
-    ours = analysis.cam("scorecam", target=target, layer=LAYER, score="logit", baseline="zeros", align_corners=True,
-                        precision="float32")
+    ours = analysis.cam("scorecam", target=target, layer=LAYER, weights="logit softmax", baseline="zeros",
+                        align_corners=True, precision="float32")
     theirs = peer_map(ScoreCAM, mobilenet, analysis, target)
     assert pearson(np.maximum(ours.raw, 0), theirs) >= 0.95
 

@@ -40,6 +40,7 @@ BUILDERS: dict[str, Callable[[Source], Story]] = {
     "cosinecam": cluster.cosinecam,
     "layercam": multilayer.layercam,
     "zoomcam": multilayer.zoomcam,
+    "gradpolycam": multilayer.gradpolycam,
     "polycam": multilayer.polycam,
     "guidedbackprop": guided.guidedbackprop,
     "guidedgradcam": guided.guidedgradcam,

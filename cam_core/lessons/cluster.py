@@ -29,7 +29,7 @@ SHOWN_GROUPS = 6
 
 def grouping_text(source: Source, sizes: torch.Tensor, note: str) -> str:
     """How the channels were grouped, in words."""
-    spec = source.card.mask_spec(source.layer, source.params)
+    spec = source.card.mask_spec(source.layer, source.params, source.target)
     shape = "×".join(map(str, source.activations().shape[1:]))
     if spec.grouping == "contiguous":
         how = "The paper's split cuts the channels, in their order, into equal runs"
@@ -41,15 +41,24 @@ def grouping_text(source: Source, sizes: torch.Tensor, note: str) -> str:
     else:
         how = f"k-means on the channels' flattened {shape} maps groups them"
     text = (f"{how}: {int(sizes.sum())} channels in {sizes.numel()} groups of {int(sizes.min())} to {int(sizes.max())} "
-            "channels. A group's map M is the sum of its channels' maps.")
+            "channels. A group's map M is the sum of its channels' maps")
+    if spec.target is not None:
+        text += ", each channel first multiplied by the class's mean gradient (as Grad-CAM weighs it), so the groups "
+        text += f"belong to “{source.label}”"
+    if spec.denoise is not None:
+        text += (f"; M then passes a ReLU and its values at or below its {spec.denoise:g}th percentile are set to "
+                 "zero, "
+                 "which drops the weak, noisy part of the group")
+    text += "."
     return f"{text} Note: {note}." if note else text
 
 
 def grouped(source: Source, weigh: Callable[[torch.Tensor], torch.Tensor], text: str, how: str) -> Story:
     """activations → groups → masks → masked inputs → scores → weights → weighted sum of the groups' maps."""
-    spec = source.card.mask_spec(source.layer, source.params)
+    spec = source.card.mask_spec(source.layer, source.params, source.target)
     scores = source.analysis.mask_scores(spec, progress=source.progress)
-    gains = score_gains(scores, source.target, source.params["score"])
+    score = source.params.get("score", "probability")
+    gains = score_gains(scores, source.target, score)
     weights = weigh(gains)
     maps = scores.maps
     raw = group_map(weights, maps)
@@ -69,7 +78,7 @@ def grouped(source: Source, weigh: Callable[[torch.Tensor], torch.Tensor], text:
                      (weight_bars(weights, "weight", "group"),), array(weights))
     return [
         activations_step(source, channels, f"the strongest of group {shown[0]}, the group that adds most to the map"),
-        groups, *mask_steps(source, spec, scores, shown, "group"), scores_step(source, scores, gains, "group"),
+        groups, *mask_steps(source, spec, scores, shown, "group"), scores_step(source, scores, gains, "group", score),
         weighting, weighted_sum_step(weights, maps, raw, "group", "Σ w · M over the groups"),
     ], raw
 
@@ -82,7 +91,8 @@ GAINS_HOW = "the groups' score gains as they are"
 
 
 def groupcam(source: Source) -> Story:
-    return grouped(source, lambda gains: gains, GAINS, GAINS_HOW)
+    return grouped(source, lambda gains: gains.clamp(min=0), "A group's weight is its probability gain, a fall "
+                   "counting as zero (as in the authors' code): no softmax.", "the groups' positive probability gains")
 
 
 def cosinecam(source: Source) -> Story:
@@ -93,9 +103,8 @@ def clustercam(source: Source) -> Story:
     variant = source.params["variant"]
     texts = {
         "score": (GAINS, GAINS_HOW),
-        "cognition-base": ("Cognition-base: the best cluster alone gets weight 1, every other 0.",
-                           "1 for the best cluster, 0 for the rest"),
-        "cognition-scissors": ("Cognition-scissors: the best cluster gets +1 and the worst −1, the rest 0: the map "
-                               "is the best cluster's minus the worst's.", "+1 for the best cluster, −1 for the worst"),
+        "cognition": ("The paper merges two cognition maps: the cognition-base, the cluster that raises the score "
+                      "most (weight +1), minus the cognition-scissors, the cluster that raises it least (weight −1); "
+                      "every other cluster gets 0.", "+1 for the best cluster, −1 for the worst"),
     }
     return grouped(source, lambda gains: cluster_weights(gains, variant), *texts[variant])

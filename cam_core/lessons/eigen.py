@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..methods.common import position_matrix, principal_component, sign_agreement
+from ..methods.common import centred_matrix, position_matrix, principal_component, sign_agreement
 from .steps import (
     SHOWN_CHANNELS,
     Bars,
@@ -26,11 +26,11 @@ from .steps import (
 MATRIX_COLUMNS = 48
 
 
-def principal_steps(maps: torch.Tensor, what: str) -> tuple[list[Step], torch.Tensor, torch.Tensor]:
+def principal_steps(maps: torch.Tensor, what: str, centre: bool) -> tuple[list[Step], torch.Tensor, torch.Tensor]:
     """matrix → singular values → component → sign fix for (C, h, w) maps; the steps, the map and the direction."""
     count, height, width = maps.shape
     matrix = position_matrix(maps)
-    centred = matrix - matrix.mean(dim=0, keepdim=True)
+    centred = centred_matrix(matrix, centre)
     projection, direction = principal_component(centred)
     agreement = sign_agreement(projection, matrix)
     sign = -1.0 if agreement < 0 else 1.0
@@ -44,14 +44,16 @@ def principal_steps(maps: torch.Tensor, what: str) -> tuple[list[Step], torch.Te
     steps = [
         Step("matrix", "The positions × channels matrix",
              f"The {count} {what} maps become a matrix M with one row per position ({height * width}) and one column "
-             f"per channel ({count}); each column's mean is subtracted. Shown: the {len(columns)} columns that weigh "
+             f"per channel ({count})" + ("; each column's mean is subtracted. " if centre else ", as it is. ")
+             + "Shown: the {len(columns)} columns that weigh "
              "most in the first component (found below).",
-             f"the {what} maps as a centred {height * width} × {count} matrix",
+             f"the {what} maps as a {'centred ' if centre else ''}{height * width} × {count} matrix",
              (Heatmaps(((f"M: {height * width} positions × {len(columns)} of {count} channels",
                          array(centred[:, columns])),), True),), array(centred)),
         Step("singular values", "The singular values",
              f"M = UΣVᵀ. The first singular value, {num(singular[0])}, is {ratio}; the first component carries "
-             f"{share:.0%} of the variance (σ₁² / Σσ²). A steep drop after σ₁ means one pattern dominates the layer.",
+             f"{share:.0%} of the {'variance' if centre else 'sum of squares'} (σ₁² / Σσ²). A steep drop after σ₁ "
+             "means one pattern dominates the layer.",
              "the singular value decomposition of M",
              (Line("singular values of M (scree plot)", "component", "singular value", array(singular)),),
              array(singular)),
@@ -77,7 +79,7 @@ def principal_steps(maps: torch.Tensor, what: str) -> tuple[list[Step], torch.Te
 
 def eigencam(source: Source) -> Story:
     acts = source.activations()
-    steps, raw, direction = principal_steps(acts, "activation")
+    steps, raw, direction = principal_steps(acts, "activation", bool(source.params["centre"]))
     channels = top(direction, SHOWN_CHANNELS)
     return [activations_step(source, channels, "the ones that weigh most in the first component"), *steps], raw
 
@@ -85,7 +87,7 @@ def eigencam(source: Source) -> Story:
 def eigengradcam(source: Source) -> Story:
     acts, grads = source.activations(), source.gradients()
     product = grads * acts
-    steps, raw, direction = principal_steps(product, "gradient × activation")
+    steps, raw, direction = principal_steps(product, "gradient × activation", True)
     channels = top(direction, SHOWN_CHANNELS)
     multiply = Step(
         "product", "Gradient × activation",

@@ -89,13 +89,16 @@ def gradcampp(source: Source) -> Story:
     acts, grads = source.activations(), source.gradients()
     first, second, third = exponential_powers(grads)
     alpha = gradcampp_alpha(acts, second, third)
-    weights = gradcampp_weights(acts, first, second, third)
+    normalise = bool(source.params["normalise_alpha"])
+    weights = gradcampp_weights(acts, first, second, third, normalise)
     best = int(torch.argmax(weights))
     step = weights_step(
         weights, "The channel weights: α-weighted positive gradients",
         "Grad-CAM++ gives each position its own coefficient α = g² / (2g² + ΣA·g³), where ΣA is the channel's total "
         "activation; assuming the score is the exponential of a linear function, the second and third derivatives "
-        "are these powers of the gradient g. The weight is Σ α · ReLU(g) over the positions, so a channel that fires "
+        "are these powers of the gradient g. The weight is Σ α · ReLU(g) over the positions"
+        + (", divided by the sum of α where g > 0 (the authors' code), " if normalise else ", ")
+        + "so a channel that fires "
         f"in a small spot is not diluted by the rest. Channel {best}: ΣA = {num(acts[best].sum())}, α up to "
         f"{num(alpha[best].max())}.",
         "the positive gradient weighted by α at each position, summed",
@@ -147,7 +150,7 @@ def smoothgradcampp(source: Source) -> Story:
     spec = source.card.path_spec(source.layer, source.params)
     grads = source.analysis.path(spec, source.target).gradients
     first, second, third = gradient_powers(grads)
-    weights = gradcampp_weights(acts, first, second, third)
+    weights = gradcampp_weights(acts, first, second, third, bool(source.params["normalise_alpha"]))
     channels = focus(weights, acts)
     spread = float(grads.std(dim=0).max() / grads.abs().max().clamp(min=1e-30)) if grads.shape[0] > 1 else 0.0
     copies = path_inputs(source.analysis.input, spec)[:3]

@@ -5,11 +5,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..masking import normalized_masks
 from ..methods.common import finest_size, min_max, upsample
 from ..methods.gradient import gradient_map
 from ..methods.multilayer import (
+    PCAM_KEEP,
     layercam_fusion,
     layercam_scale,
+    pcam_layer_map,
+    pcam_refine,
+    pcam_weights,
     polycam_base,
     polycam_masks,
     positive_gradient_map,
@@ -32,6 +37,7 @@ from .steps import (
     shape,
     signed,
     top,
+    weight_bars,
     weighted_sum_step,
 )
 
@@ -124,7 +130,7 @@ def zoomcam(source: Source) -> Story:
                         "to the finest layer and the maximum kept.", "the maximum of the scaled maps")], raw
 
 
-def polycam(source: Source) -> Story:
+def gradpolycam(source: Source) -> Story:
     layers = stack(source)
     deepest = layers[-1]
     coarse, weights = polycam_base(deepest, source.params["base"])
@@ -158,3 +164,61 @@ def polycam(source: Source) -> Story:
                               True),), array(raw))
     return [activations_step(source, channels, "the ones that add the most to the coarse map", deepest.layer),
             gradients_step(source, channels, deepest.layer), *start, mask_step, refining], raw
+
+
+PCAM_WEIGHTS = {
+    "PCAM+": "the probability of “{label}” on the image kept inside the mask, p(X∘H)",
+    "PCAM−": "how far the probability of “{label}” falls when the mask's region is cut out, ReLU(p(X) − p(X∘(1−H)))",
+    "PCAM±": "both together, ReLU(p(X∘H) + p(X) − p(X∘(1−H))): what the region gives when kept and what it takes "
+    "when cut out",
+}
+
+
+def polycam(source: Source) -> Story:
+    variant = source.params["variant"]
+    ordered = sorted(source.layers, key=lambda name: source.activations(name)[0].numel())
+    layers = []
+    for name in ordered:
+        scores = source.analysis.mask_scores(source.card.mask_spec(name, source.params, source.target),
+                                             progress=source.progress)
+        layers.append(LayerInputs(name, source.activations(name), mask_scores=scores))
+    deepest = layers[0]
+    weights = pcam_weights(deepest.mask_scores, source.target, variant)
+    maps = [pcam_layer_map(item, source.target, variant) for item in layers]
+    raw = pcam_refine(maps)
+    channels = top(weights * deepest.activations.clamp(min=0).sum(dim=(1, 2)), SHOWN_CHANNELS)
+    size = source.analysis.input.shape[-1]
+    masks, _ = normalized_masks(deepest.activations[channels], size, scaling="percentile")
+    passes = sum(item.activations.shape[0] for item in layers) * (2 if PCAM_KEEP[variant] == "both" else 1)
+    best = int(torch.argmax(weights))
+    steps = [
+        activations_step(source, channels, "the ones that add the most to its map", deepest.layer),
+        Step("masks", "Each channel of every layer becomes a mask",
+             "Each channel is shifted by its 0.1th percentile, divided by its 99.9th, clipped to [0, 1] and upsampled "
+             f"to the {size}×{size} input. {'It keeps the image inside the mask' if variant == 'PCAM+' else ''}"
+             f"{'It cuts the mask out of the image' if variant == 'PCAM−' else ''}"
+             f"{'The image is kept inside the mask once and cut out of it once' if variant == 'PCAM±' else ''}: "
+             f"{passes} passes over the {len(layers)} layers, shared by every class.",
+             "every channel of every layer, scaled and upsampled, as a mask",
+             (Heatmaps(tuple((f"mask of channel {k}", array(masks[i, 0])) for i, k in enumerate(channels))),),
+             array(masks)),
+        Step("scores", "The channel weights",
+             f"A channel's weight is {PCAM_WEIGHTS[variant].format(label=source.label)}. At {deepest.layer}, "
+             f"channel {best} weighs most, {num(weights[best])}.",
+             f"{variant} scores of the masked inputs", (weight_bars(weights, "weight"),), array(weights)),
+        Step("layer maps", "Each layer's map",
+             "At every layer the weighted sum of its channels, rectified: S = ReLU(Σₖ wₖ Aₖ). From coarse to fine: "
+             f"{', '.join(f'{item.layer} ({shape(m)})' for item, m in zip(layers, maps, strict=True))}.",
+             "each layer's score-weighted channel sum",
+             (Heatmaps(tuple((f"{item.layer} ({shape(m)})", array(m)) for item, m in zip(layers, maps, strict=True))),),
+             flat(maps)),
+        Step("refine", "Refining coarse to fine",
+             "Going to each finer layer, its map is divided by its own bilinear down-and-upsampled copy at the coarser "
+             "grid, so that every coarse cell keeps its evidence and the finer layer only says where inside the "
+             f"cell it lies; the ratio multiplies the upsampled coarser map. The map grows from {shape(maps[0])} to "
+             f"{shape(raw)}.",
+             "the coarse map redistributed within each cell by the finer layers' score maps",
+             (Heatmaps(tuple((f"after {item.layer}", array(pcam_refine(maps[: i + 1])))
+                             for i, item in enumerate(layers))),), array(raw)),
+    ]
+    return steps, raw

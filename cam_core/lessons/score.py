@@ -22,6 +22,7 @@ from .steps import (
     array,
     input_pictures,
     num,
+    signed,
     top,
     weight_bars,
     weighted_sum_step,
@@ -58,13 +59,13 @@ def mask_steps(source: Source, spec: MaskSpec, scores: MaskScores, shown: list[i
     ]
 
 
-def scores_step(source: Source, scores: MaskScores, gains: torch.Tensor, what: str) -> Step:
-    """The class score of each masked input against the baseline's."""
-    if source.params["score"] == "logit":
-        values, baseline, name = scores.logits[:, source.target], scores.baseline_logits[source.target], "logit"
+def scores_step(source: Source, scores: MaskScores, gains: torch.Tensor, what: str, name: str = "") -> Step:
+    """The class score (name: "logit" or "probability") of each masked input against the baseline's."""
+    name = name or source.params["score"]
+    if name == "logit":
+        values, baseline = scores.logits[:, source.target], scores.baseline_logits[source.target]
     else:
-        values = scores.probabilities[:, source.target]
-        baseline, name = scores.baseline_probabilities[source.target], "probability"
+        values, baseline = scores.probabilities[:, source.target], scores.baseline_probabilities[source.target]
     best = int(torch.argmax(gains))
     keys = top(gains, SHOWN_BARS)
     return Step(
@@ -81,32 +82,75 @@ def scores_step(source: Source, scores: MaskScores, gains: torch.Tensor, what: s
     )
 
 
+WEIGHTING_TEXT = {
+    "probability": "As in the authors' code, a channel's weight is the probability of “{label}” on its masked input "
+    "itself.",
+    "logit softmax": "As in pytorch-grad-cam, the weights are a softmax over the channels of the masked inputs' logits "
+    "of “{label}”; logits differ by whole units, so the softmax separates them.",
+    "gain softmax": "As the paper's equations are written, the weights are a softmax over the channels of the "
+    "probability gains.",
+    "gain": "Each channel's probability gain over the baseline is its weight.",
+}
+
+
+def other_class(source: Source) -> int:
+    """The class a lesson compares with: the top class, or the second most probable where this is the top class."""
+    ranked = source.analysis.top_k(2)
+    return ranked[1][0] if ranked[0][0] == source.target else ranked[0][0]
+
+
+def flattening_step(source: Source, scores: MaskScores, acts: torch.Tensor) -> Step:
+    """Why the paper's softmax over probability gains, taken literally, gives nearly one map for every class."""
+    other = other_class(source)
+    labels = source.analysis.explainer.labels
+    count = acts.shape[0]
+    literal = scorecam_weights(scores, source.target, "gain softmax")
+    literal_other = scorecam_weights(scores, other, "gain softmax")
+    gains = score_gains(scores, source.target, "probability")
+    flat = [weighted_sum(w.to(acts.dtype), acts) for w in (literal, literal_other)]
+    mean = acts.mean(dim=0)
+    weighted = [weighted_sum(scorecam_weights(scores, c, source.params["weights"]).to(acts.dtype), acts)
+                for c in (source.target, other)]
+
+    def r(a: torch.Tensor, b: torch.Tensor) -> float:
+        return float(torch.corrcoef(torch.stack([a.flatten(), b.flatten()]).double())[0, 1])
+
+    return Step(
+        "softmax", "Why the paper's softmax, taken literally, flattens the map",
+        f"The gains of “{labels[source.target]}” lie between {float(gains.min()):+.3g} and {float(gains.max()):+.3g}: "
+        f"probabilities move by fractions. The exponential of such small numbers is close to 1 for every channel, so "
+        f"the softmax over the {count} channels gives weights from {num(literal.min())} to {num(literal.max())}, "
+        f"where an even share is 1/{count} = {num(1 / count)}. The map is then almost the plain mean of the channels "
+        f"(r = {r(flat[0], mean):.3f}) and hardly depends on the class: its map and that of “{labels[other]}” "
+        f"correlate at r = {r(flat[0], flat[1]):.3f}. With the weights chosen here ({source.params['weights']}) the "
+        f"two classes' maps correlate at r = {r(weighted[0], weighted[1]):.3f}.",
+        "a softmax over probability gains, as the paper writes it",
+        (Line(f"the literal softmax weights, sorted (even share {num(1 / count)})", "channel (by rank)", "weight",
+              array(literal.sort(descending=True).values)),
+         Heatmaps(((f"literal: “{labels[source.target]}”", array(flat[0])), (f"literal: “{labels[other]}”",
+                    array(flat[1])), ("the channels' mean", array(mean)),
+                   (f"{source.params['weights']}: “{labels[source.target]}”", array(weighted[0])),
+                   (f"{source.params['weights']}: “{labels[other]}”", array(weighted[1]))), signed(acts))),
+        array(literal),
+    )
+
+
 def scorecam(source: Source) -> Story:
     acts = source.activations()
-    spec = source.card.mask_spec(source.layer, source.params)
+    spec = source.card.mask_spec(source.layer, source.params, source.target)
     scores = source.analysis.mask_scores(spec, progress=source.progress)
-    gains = score_gains(scores, source.target, source.params["score"])
-    softmax = bool(source.params["softmax"])
-    weights = scorecam_weights(gains, softmax)
+    choice = source.params["weights"]
+    gains = score_gains(scores, source.target, "probability")
+    weights = scorecam_weights(scores, source.target, choice)
     channels = top(weights, SHOWN_CHANNELS)
-    count = weights.numel()
-    if softmax:
-        best = int(torch.argmax(weights))
-        weighting = Step(
-            "softmax", "The softmax over channels",
-            f"The softmax turns the {count} gains into weights that add up to {float(weights.sum()):.3f}. The largest, "
-            f"channel {best}, gets {num(weights[best])}; an even share would be 1/{count} = {num(1 / count)}. Gains of "
-            "a fraction of a probability barely separate after the exponential, so the weights stay close to even.",
-            "a softmax over the channels' score gains",
-            (weight_bars(weights, "weight"),), array(weights))
-    else:
-        weighting = Step("weights", "The gains are the weights", f"Without the softmax each gain is its channel's "
-                         f"weight. {weights_text(weights)}", "the score gains themselves",
-                         (weight_bars(weights, "weight"),), array(weights))
+    weighting = Step("weights", "The channel weights", WEIGHTING_TEXT[choice].format(label=source.label) + " "
+                     + weights_text(weights), f"weights by {choice}", (weight_bars(weights, "weight"),),
+                     array(weights))
     raw = weighted_sum(weights.to(acts.dtype), acts)
     return [activations_step(source, channels, "the ones with the largest weights (found below)"),
-            *mask_steps(source, spec, scores, channels, "channel"), scores_step(source, scores, gains, "channel"),
-            weighting, weighted_sum_step(weights, acts, raw)], raw
+            *mask_steps(source, spec, scores, channels, "channel"),
+            scores_step(source, scores, gains, "channel", "probability"),
+            flattening_step(source, scores, acts), weighting, weighted_sum_step(weights, acts, raw)], raw
 
 
 def ablationcam(source: Source) -> Story:
@@ -130,8 +174,10 @@ def ablationcam(source: Source) -> Story:
         array(ablated),
     )
     weighting = Step("weights", "The channel weights: the relative drop",
-                     f"A channel's weight is how far the logit falls without it, relative to the logit: "
-                     f"(y − yₖ) / y. {weights_text(weights)}", "the relative drop of the logit without the channel",
+                     f"A channel's weight is how far the logit falls without it, relative to the logit's size: "
+                     f"(y − yₖ) / |y|. The paper divides by y itself, which for a negative logit, here "
+                     f"{'' if original < 0 else 'not '}the case, would turn every weight upside down. "
+                     f"{weights_text(weights)}", "the relative drop of the logit without the channel",
                      (weight_bars(weights, "weight"),), array(weights))
     raw = weighted_sum(weights.to(acts.dtype), acts)
     return [activations_step(source, channels, FOCUS), scores, weighting, weighted_sum_step(weights, acts, raw)], raw

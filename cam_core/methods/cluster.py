@@ -6,7 +6,7 @@ import torch
 
 from ..registry import CamInputs, MethodCard, MethodOutput, Param, register
 from ..scores import MaskSpec
-from .score import SCORE, target_contributions
+from .score import SCORE, score_gains
 
 GROUPS = Param("groups", 32, "number of channel groups", minimum=2, maximum=256)
 SEED = Param("seed", 0, "random seed of the clustering", minimum=0, maximum=2**31 - 1)
@@ -33,37 +33,51 @@ def group_map(group_weights: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
         family="Channel clustering",
         needs=frozenset({"mask_scores"}),
         cost="fast",
-        summary="Channels in G groups; each group's map masks the image once; its score gain is its weight.",
+        summary="Gradient-weighted channels in G groups; each group's de-noised map masks the image once; its score "
+        "gain is its weight.",
         explanation=(
-            "Group-CAM cuts Score-CAM's cost from one pass per channel to one per group. The channels are split "
-            "into G groups (here by k-means on their maps, as the CAM survey does; the paper's contiguous split is an "
-            "option), each group's summed map becomes a mask, and the image kept under the mask, with a blurred copy "
-            "elsewhere, is scored by the network. The group's weight is its score gain over the blurred image. "
-            "Unlike the paper, the groups' maps are not weighted by gradients, so one set of passes serves every "
-            "class and switching the class is instant."
+            "Group-CAM cuts Score-CAM's cost from one pass per channel to one per group. Each channel is first "
+            "weighted by the class's mean gradient, as in Grad-CAM, so the groups belong to the class asked about. "
+            "The channels are split into G contiguous groups (k-means on the maps, as the CAM survey does, is an "
+            "option); each group's summed map goes through a ReLU and is de-noised: values at or below its θ-th "
+            "percentile are set to zero. The map, upsampled and scaled to [0, 1], keeps the image where it is high "
+            "and a blurred copy elsewhere; the network scores that image. The group's weight is the rise of the "
+            "class probability over the blurred image, negative rises counting as zero. A class costs one batch of G "
+            "passes. The class-agnostic shortcut (plain activation sums, one set of passes for every class) is an "
+            "option."
         ),
-        formula=r"M_g = \sum_{k\in g} A^k \qquad s^c_g = f^c\big(\tilde X + \mathrm{norm}(\mathrm{up}(M_g))\circ"
-        r"(X - \tilde X)\big) - f^c(\tilde X) \qquad L^c = \mathrm{ReLU}\Big(\sum_g s^c_g M_g\Big)",
-        paper="Zhang et al., Group-CAM: Group Score-Weighted Visual Explanations for Deep Convolutional Networks, "
-        "2021",
-        strengths=("A few dozen passes instead of one per channel", "No gradients"),
-        weaknesses=("The result depends on the grouping", "Coarse when groups mix unrelated channels"),
+        formula=r"M_g = \mathrm{ReLU}\Big(\sum_{k\in g} \bar{\tfrac{\partial y^c}{\partial A^k}}\, A^k\Big),\ "
+        r"M_g \leftarrow M_g \cdot \mathbb{1}[M_g > P_\theta(M_g)] \qquad "
+        r"s^c_g = \mathrm{ReLU}\Big(p^c\big(\tilde X + \mathrm{norm}(\mathrm{up}(M_g))\circ(X - \tilde X)\big) - "
+        r"p^c(\tilde X)\Big) \qquad L^c = \mathrm{ReLU}\Big(\sum_g s^c_g M_g\Big)",
+        paper="Zhang, Rao & Yang, Group-CAM: Group Score-Weighted Visual Explanations for Deep Convolutional "
+        "Networks, arXiv 2103.13859, 2021 (authors' code wofmanaf/Group-CAM; θ = 70 as in the paper and the code's "
+        "first release, θ = 0 is its current code)",
+        strengths=("A few dozen passes instead of one per channel", "Class-specific groups"),
+        weaknesses=("The result depends on the grouping", "One batch of passes per class"),
         params=(
             GROUPS,
-            Param("grouping", "kmeans", "how channels are grouped: k-means on their maps or the paper's contiguous "
-                  "split", choices=("kmeans", "contiguous")),
+            Param("grouping", "contiguous", "how channels are grouped: the paper's contiguous split, or k-means on "
+                  "their maps (the CAM survey)", choices=("contiguous", "kmeans")),
+            Param("groups_from", "gradients", "what is grouped: channels weighted by the class's mean gradient (the "
+                  "paper; one batch of passes per class), or the plain activations (class-agnostic, one batch for "
+                  "every class)", choices=("gradients", "activations")),
+            Param("denoise", 70.0, "the percentile θ of each group's map below which it is set to zero (0: ReLU "
+                  "only)", minimum=0.0, maximum=99.0),
             BLUR_BASELINE,
-            SCORE,
             SEED,
         ),
-        mask_spec=lambda layer, params: MaskSpec(
-            layer, params["grouping"], k=int(params["groups"]), seed=int(params["seed"]), baseline=params["baseline"]
+        mask_spec=lambda layer, params, target: MaskSpec(
+            layer, params["grouping"], k=int(params["groups"]), seed=int(params["seed"]), baseline=params["baseline"],
+            target=target if params["groups_from"] == "gradients" else None, denoise=float(params["denoise"]),
         ),
     )
 )
-def groupcam(inputs: CamInputs, groups: int, grouping: str, baseline: str, score: str, seed: int) -> MethodOutput:
-    """Group score gains × group maps."""
-    return group_output(inputs, target_contributions(inputs, score))
+def groupcam(
+    inputs: CamInputs, groups: int, grouping: str, groups_from: str, denoise: float, baseline: str, seed: int
+) -> MethodOutput:
+    """Positive group probability gains × de-noised group maps."""
+    return group_output(inputs, score_gains(inputs.mask_scores, inputs.target, "probability").clamp(min=0))
 
 
 @register(
@@ -77,30 +91,36 @@ def groupcam(inputs: CamInputs, groups: int, grouping: str, baseline: str, score
         explanation=(
             "Cluster-CAM clusters the channels so that channels looking at the same part of the image end up "
             "together, preferably by cosine similarity, so that a strong and a weak copy of the same pattern are "
-            "not split. Each cluster's summed map is scored as a mask like Group-CAM's. Besides the score-weighted "
-            "sum it proposes two sharper readings: cognition-base keeps only the best cluster, cognition-scissors "
-            "also subtracts the worst. Spectral clustering needs a connected affinity graph, which cosine "
-            "similarities often do not give; then k-means on L2-normalised maps is used and the note says so."
+            "not split. Each cluster's summed map is scored as a mask like Group-CAM's, and the map is the "
+            "clusters' maps weighted by their score gains (the cluster weighting of the paper's title). The paper "
+            "also merges two cognition maps, read here as the CAM survey reads them: the cognition-base (the "
+            "cluster that raises the class score most) minus the cognition-scissors (the one that raises it "
+            "least). That reading keeps one cluster and drops every other, so with several objects, or a cat on a "
+            "plain background, it misses most of the object; it is an option, not the default. Spectral "
+            "clustering needs a connected affinity graph, which cosine similarities often do not give; then k-means "
+            "on L2-normalised maps is used and the note says so."
         ),
-        formula=r"s^c_g = f^c\big(X_g\big) - f^c(X_b) \qquad L^c = \mathrm{ReLU}\Big(\sum_g s^c_g M_g\Big),\quad "
-        r"M_{g^*} \ \text{(base)},\quad M_{g^*} - M_{g_*}\ \text{(scissors)}",
+        formula=r"s^c_g = f^c\big(X_g\big) - f^c(X_b) \qquad L^c = \mathrm{ReLU}\Big(\sum_g s^c_g M_g\Big) "
+        r"\qquad \text{cognition: } L^c = \mathrm{ReLU}\big(M_{\arg\max_g s^c_g} - M_{\arg\min_g s^c_g}\big)",
         paper="Feng et al., Cluster-CAM: Cluster-Weighted Visual Interpretation of CNNs' Decision in Image "
-        "Classification, 2023",
+        "Classification, 2023 (the cognition maps as the CAM survey of the reference notes reads them)",
         strengths=("Groups channels by what they look at", "A few passes; every class from the same passes"),
-        weaknesses=("Cognition variants drop all but one or two clusters: poor with several objects",
-                    "Spectral clustering is fragile on real activations"),
+        weaknesses=("The cognition variant drops all but two clusters: poor with several objects",
+                    "Spectral clustering is fragile on real activations",
+                    "The clusters are the same for every class: a second object may get no cluster that raises its "
+                    "score (on darknet's person.jpg the horse's map is blank)"),
         params=(
             CLUSTERS,
             Param("clustering", "kmeans", "k-means on the maps, or spectral clustering on cosine affinity",
                   choices=("kmeans", "spectral")),
-            Param("variant", "score", "score-weighted sum, cognition-base (+1 for the best cluster) or "
-                  "cognition-scissors (also −1 for the worst)", choices=("score", "cognition-base",
-                                                                         "cognition-scissors")),
+            Param("variant", "score", "the score-weighted sum of all clusters, or the merged cognition map "
+                  "(cognition-base: the best cluster, minus cognition-scissors: the worst)",
+                  choices=("score", "cognition")),
             BLUR_BASELINE,
             SCORE,
             SEED,
         ),
-        mask_spec=lambda layer, params: MaskSpec(
+        mask_spec=lambda layer, params, target: MaskSpec(
             layer, params["clustering"], k=int(params["groups"]), seed=int(params["seed"]), baseline=params["baseline"]
         ),
     )
@@ -109,18 +129,17 @@ def clustercam(
     inputs: CamInputs, groups: int, clustering: str, variant: str, baseline: str, score: str, seed: int
 ) -> MethodOutput:
     """Cluster score gains × cluster maps, or the best (minus the worst) cluster alone."""
-    return group_output(inputs, cluster_weights(target_contributions(inputs, score), variant))
+    return group_output(inputs, cluster_weights(score_gains(inputs.mask_scores, inputs.target, score), variant))
 
 
 def cluster_weights(gains: torch.Tensor, variant: str) -> torch.Tensor:
-    """Cluster-CAM's cluster weights: the score gains ("score"), +1 for the best cluster ("cognition-base"), and
-    also −1 for the worst ("cognition-scissors")."""
+    """Cluster-CAM's cluster weights: the score gains themselves ("score"), or +1 for the best cluster and −1 for the
+    worst ("cognition")."""
     if variant == "score":
         return gains
     weights = torch.zeros_like(gains)
     weights[torch.argmax(gains)] = 1.0
-    if variant == "cognition-scissors":
-        weights[torch.argmin(gains)] -= 1.0
+    weights[torch.argmin(gains)] -= 1.0
     return weights
 
 
@@ -143,13 +162,15 @@ def cluster_weights(gains: torch.Tensor, variant: str) -> torch.Tensor:
         r"L^c = \mathrm{ReLU}\Big(\sum_g s^c_g M_g\Big)",
         paper="Named in the CAM survey of the reference notes (k-means on L2-normalised channel maps)",
         strengths=("Groups strong and weak copies of a pattern together", "Deterministic with a seed"),
-        weaknesses=("Channels with near-empty maps still get a direction",),
+        weaknesses=("Channels with near-empty maps still get a direction",
+                    "The clusters are the same for every class: a second object may get no cluster that raises its "
+                    "score (on darknet's person.jpg the horse's map is blank)"),
         params=(CLUSTERS, BLUR_BASELINE, SCORE, SEED),
-        mask_spec=lambda layer, params: MaskSpec(
+        mask_spec=lambda layer, params, target: MaskSpec(
             layer, "kmeans", k=int(params["groups"]), rows="l2", seed=int(params["seed"]), baseline=params["baseline"]
         ),
     )
 )
 def cosinecam(inputs: CamInputs, groups: int, baseline: str, score: str, seed: int) -> MethodOutput:
     """Cluster score gains × cluster maps, clusters from cosine k-means."""
-    return group_output(inputs, target_contributions(inputs, score))
+    return group_output(inputs, score_gains(inputs.mask_scores, inputs.target, score))

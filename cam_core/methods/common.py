@@ -19,8 +19,8 @@ def position_matrix(maps: torch.Tensor) -> torch.Tensor:
 
 
 def principal_component(centred: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The projection of a centred position × channel matrix on its first principal direction, and that direction,
-    with the sign the decomposition happens to return.
+    """The projection of a position × channel matrix on its first right singular vector, and that vector, with the
+    sign the decomposition happens to return.
 
     The direction comes from the eigendecomposition of the smaller of the matrix's two Gram matrices (much faster
     than a full SVD for 49 positions × 1280 channels).
@@ -36,21 +36,26 @@ def principal_component(centred: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return centred @ direction, direction
 
 
+def centred_matrix(matrix: torch.Tensor, centre: bool) -> torch.Tensor:
+    """The position × channel matrix with each channel's mean subtracted (centre), or as it is."""
+    return matrix - matrix.mean(dim=0, keepdim=True) if centre else matrix
+
+
 def sign_agreement(projection: torch.Tensor, matrix: torch.Tensor) -> float:
     """How the projection co-varies with the mean of the channels, position by position (its sign is what counts)."""
     reference = matrix.mean(dim=1)
     return float((projection - projection.mean()) @ (reference - reference.mean()))
 
 
-def first_principal_component(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The (h, w) projection of the position × channel matrix on its first principal direction, and that direction.
+def first_principal_component(maps: torch.Tensor, centre: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (h, w) projection of the position × channel matrix on its first right singular vector, and that vector.
 
-    The matrix is centred per channel. A singular vector's sign is arbitrary, so it is chosen to make the projection
-    correlate positively with the channels' mean map.
+    With centre, each channel's mean is subtracted first (a principal component proper). A singular vector's sign
+    is arbitrary, so it is chosen to make the projection correlate positively with the channels' mean map.
     """
     _, height, width = maps.shape
     matrix = position_matrix(maps)
-    projection, direction = principal_component(matrix - matrix.mean(dim=0, keepdim=True))
+    projection, direction = principal_component(centred_matrix(matrix, centre))
     if sign_agreement(projection, matrix) < 0:
         direction, projection = -direction, -projection
     return projection.reshape(height, width).to(maps.dtype), direction.to(maps.dtype)

@@ -9,6 +9,13 @@ from ..registry import CamInputs, MethodCard, MethodOutput, Param, register
 from .common import weighted_sum
 
 EPS = 1e-7
+POOLING_HEAD = ("At a layer followed only by pooling and a linear head (mobilenet_v2's features.18) the gradient is "
+                "the same at every position, so only the sign of the classifier's weights is left: a weaker second "
+                "object's map falls on the strongest object (dog.jpg's pickup lands on the dog); one layer earlier, "
+                "at features.17, it finds the pickup")
+NORMALISE_ALPHA = Param("normalise_alpha", True, "divide α by its sum over the positions of positive gradient, as the "
+                        "Grad-CAM++ authors' code does (off: the paper's equation as printed, as pytorch-grad-cam "
+                        "computes it)")
 
 
 @register(
@@ -84,20 +91,26 @@ def gradcam_weights(gradients: torch.Tensor) -> torch.Tensor:
             "Grad-CAM++ weights each position's positive gradient by a coefficient α built from second and third "
             "derivatives of the class score. With the usual assumption that the score is an exponential of a linear "
             "function of the activations, those higher derivatives are powers of the first, so one backward pass "
-            "suffices. Small objects and repeated objects get a fairer share than with a plain average."
+            "suffices. As in the authors' code, α is divided by its sum over the positions where the gradient is "
+            "positive, so a channel's weight is an α-weighted average of its positive gradient. Without that step "
+            "(the paper's equation as printed, and pytorch-grad-cam) the weights hardly depend on the class at a "
+            "layer followed by pooling and a linear head, and a class with a negative logit gets the map of the "
+            "image's evidence rather than its own. Small objects and repeated objects get a fairer share than with "
+            "a plain average."
         ),
         formula=r"\alpha^{kc}_{ij} = \frac{(g^k_{ij})^2}{2(g^k_{ij})^2 + \sum_{a,b}A^k_{ab}\,(g^k_{ij})^3} \qquad "
-        r"w^c_k = \sum_{i,j}\alpha^{kc}_{ij}\,\mathrm{ReLU}(g^k_{ij}) \qquad "
-        r"L^c = \mathrm{ReLU}\Big(\sum_k w^c_k A^k\Big)",
+        r"w^c_k = \frac{\sum_{i,j}\alpha^{kc}_{ij}\,\mathrm{ReLU}(g^k_{ij})}{\sum_{i,j:\,g^k_{ij}>0}\alpha^{kc}_{ij}}"
+        r" \qquad L^c = \mathrm{ReLU}\Big(\sum_k w^c_k A^k\Big)",
         paper="Chattopadhay et al., Grad-CAM++: Generalized Gradient-based Visual Explanations for Deep "
         "Convolutional Networks, WACV 2018",
         strengths=("Better coverage of several instances", "Same cost as Grad-CAM"),
-        weaknesses=("Relies on the exponential-score assumption", "Still as noisy as the gradient"),
+        weaknesses=("Relies on the exponential-score assumption", "Still as noisy as the gradient", POOLING_HEAD),
+        params=(NORMALISE_ALPHA,),
     )
 )
-def gradcampp(inputs: CamInputs) -> MethodOutput:
+def gradcampp(inputs: CamInputs, normalise_alpha: bool) -> MethodOutput:
     """Grad-CAM++ weights from first-order gradients (exponential-score closed form)."""
-    weights = gradcampp_weights(inputs.activations, *exponential_powers(inputs.gradients))
+    weights = gradcampp_weights(inputs.activations, *exponential_powers(inputs.gradients), normalise_alpha)
     return MethodOutput(weighted_sum(weights, inputs.activations), weights)
 
 
@@ -108,10 +121,15 @@ def exponential_powers(gradients: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
 
 
 def gradcampp_weights(
-    activations: torch.Tensor, first: torch.Tensor, second: torch.Tensor, third: torch.Tensor
+    activations: torch.Tensor, first: torch.Tensor, second: torch.Tensor, third: torch.Tensor, normalise: bool
 ) -> torch.Tensor:
-    """Grad-CAM++ channel weights from the (C, h, w) first, second and third derivative terms."""
-    return (gradcampp_alpha(activations, second, third) * first.clamp(min=0)).sum(dim=(1, 2))
+    """Grad-CAM++ channel weights from the (C, h, w) first, second and third derivative terms; with normalise, α
+    divided by its sum over the positions of positive gradient (the authors' code)."""
+    alpha, positive = gradcampp_alpha(activations, second, third), first.clamp(min=0)
+    if normalise:
+        total = torch.where(positive > 0, alpha, torch.zeros_like(alpha)).sum(dim=(1, 2), keepdim=True)
+        alpha = alpha / torch.where(total != 0, total, torch.ones_like(total))
+    return (alpha * positive).sum(dim=(1, 2))
 
 
 def gradcampp_alpha(activations: torch.Tensor, second: torch.Tensor, third: torch.Tensor) -> torch.Tensor:
@@ -218,21 +236,23 @@ def gradient_map(gradients: torch.Tensor, activations: torch.Tensor) -> torch.Te
             "Depends on the noise level and the random draw",
             "Same as Grad-CAM++ at a layer followed only by pooling and a linear head (the gradient there does not "
             "depend on the input): pick an inner layer",
+            POOLING_HEAD,
         ),
         params=(
             Param("samples", 8, "how many noisy copies are averaged", minimum=1, maximum=64),
             Param("sigma", 0.15, "noise standard deviation as a fraction of the input's value range",
                   minimum=0.0, maximum=1.0),
             Param("seed", 0, "the random draw (the same seed gives the same map)", minimum=0, maximum=2**31 - 1),
+            NORMALISE_ALPHA,
         ),
         path_spec=lambda layer, params: PathSpec(
             "noise", layer, int(params["samples"]), float(params["sigma"]), int(params["seed"])
         ),
     )
 )
-def smoothgradcampp(inputs: CamInputs, samples: int, sigma: float, seed: int) -> MethodOutput:
+def smoothgradcampp(inputs: CamInputs, samples: int, sigma: float, seed: int, normalise_alpha: bool) -> MethodOutput:
     """Grad-CAM++ weights from noise-averaged first, second and third powers of the gradient."""
-    weights = gradcampp_weights(inputs.activations, *gradient_powers(inputs.path.gradients))
+    weights = gradcampp_weights(inputs.activations, *gradient_powers(inputs.path.gradients), normalise_alpha)
     return MethodOutput(weighted_sum(weights, inputs.activations), weights)
 
 

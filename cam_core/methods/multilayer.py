@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from ..registry import CamInputs, LayerInputs, MethodCard, MethodOutput, Param, register
-from .common import fuse_signed, upsample, weighted_sum
-from .gradient import gradcam_weights, gradient_map
+from ..scores import MaskScores, MaskSpec
+from .common import finest_size, fuse_signed, min_max, upsample, weighted_sum
+from .gradient import POOLING_HEAD, gradcam_weights, gradient_map
 
 
 def layer_stack(inputs: CamInputs) -> tuple[LayerInputs, ...]:
@@ -41,7 +42,7 @@ def layer_stack(inputs: CamInputs) -> tuple[LayerInputs, ...]:
         r"L^c = \max_l\ \mathrm{up}\big(\tanh(\gamma\,\hat L^c_l)\big)",
         paper="Jiang et al., LayerCAM: Exploring Hierarchical Class Activation Maps for Localization, IEEE TIP 2021",
         strengths=("Works at shallow layers", "Sharper object boundaries when layers are fused"),
-        weaknesses=("Shallow layers also light up on edges and texture", "No per-channel weights"),
+        weaknesses=("Shallow layers also light up on edges and texture", "No per-channel weights", POOLING_HEAD),
         params=(
             Param(
                 "fusion",
@@ -88,14 +89,17 @@ def layercam_fusion(maps: list[torch.Tensor], fusion: str, gamma: float) -> torc
             "Zoom-CAM keeps the full gradient × activation product at each position instead of averaging the "
             "gradient per channel (as HiRes-CAM does at one layer), computes that map at several depths, scales "
             "each to [0, 1], upsamples them to the finest layer and keeps the strongest evidence at each position. "
-            "Deep layers say which object, shallow layers where its edges are. Evidence against the class is fused "
-            "the same way on its own and subtracted."
+            "Deep layers say which object, shallow layers where its edges are. Each layer's map passes a ReLU before "
+            "it is scaled, as in the authors' fusion, so the map shows evidence for the class only."
         ),
         formula=r"L^c_l = \mathrm{ReLU}\Big(\sum_k \frac{\partial y^c}{\partial A^k_l}\odot A^k_l\Big) \qquad "
-        r"L^c = \max_l\ \mathrm{up}\big(\hat L^c_l\big)",
-        paper="Shi et al., Zoom-CAM: Generating Fine-grained Pixel Annotations from Image Labels, ICPR 2020",
+        r"L^c = \max_l\ \mathrm{up}\big(\mathrm{minmax}(L^c_l)\big)",
+        paper="Shi, Khademi, Li & van Gemert, Zoom-CAM: Generating Fine-grained Pixel Annotations from Image Labels, "
+        "ICPR 2020",
         strengths=("Finer maps than any single deep layer", "One backward per layer and class"),
-        weaknesses=("Shallow layers add texture and edges of other objects", "Fusion by max keeps their noise"),
+        weaknesses=("Shallow layers add texture and edges of other objects", "Fusion by max keeps their noise",
+                    "No map of the evidence against the class: each layer's map is rectified before fusion"),
+        signed=False,
         multi_layer=True,
         pyramid_by_default=True,
         resolution="finest layer",
@@ -108,8 +112,10 @@ def zoomcam(inputs: CamInputs) -> MethodOutput:
 
 
 def zoomcam_fusion(maps: list[torch.Tensor]) -> torch.Tensor:
-    """Zoom-CAM's fusion: each layer's map min-max scaled, upsampled to the finest layer, the maximum kept."""
-    return fuse_signed(maps, lambda m: m, "max")
+    """Zoom-CAM's fusion: each layer's map rectified, min-max scaled, upsampled to the finest layer, the maximum
+    kept."""
+    size = finest_size(maps)
+    return torch.stack([upsample(min_max(m.clamp(min=0)), size) for m in maps]).amax(dim=0)
 
 
 def local_normalise(values: torch.Tensor, coarse: tuple[int, int], eps: float = 1e-12) -> torch.Tensor:
@@ -130,17 +136,20 @@ def refine(coarse: torch.Tensor, masks: list[torch.Tensor]) -> torch.Tensor:
 
 @register(
     MethodCard(
-        id="polycam",
-        name="Poly-CAM",
+        id="gradpolycam",
+        name="Gradient Poly-CAM",
         family="Multi-layer",
         needs=frozenset({"gradients", "layer_stack"}),
         cost="fast",
-        summary="The deepest layer's map refined, layer by layer, by earlier layers' locally normalised activations.",
+        summary="Poly-CAM's backward refinement driven by gradients instead of masked inputs (the CAM survey's "
+        "variant).",
         explanation=(
-            "Poly-CAM starts from an ordinary class map at the deepest layer, which knows what the object is but "
-            "only on a coarse grid. It then walks back to shallower, finer layers. At each one it upsamples the "
-            "current map and multiplies it by a mask of that layer, normalised within each cell of the coarser grid "
-            "so that the cell keeps its average. The class evidence of a coarse cell is thus only redistributed "
+            "This is the variant of Poly-CAM the CAM survey's author implements: the paper's refinement with "
+            "gradients in place of masked-input scores, so it costs no extra passes. It starts from an ordinary "
+            "class map at the deepest layer, which knows what the object is but only on a coarse grid. It then "
+            "walks back to shallower, finer layers. At each one it upsamples the current map and multiplies it by "
+            "a mask of that layer, normalised within each cell of the coarser grid so that the cell keeps its "
+            "average. The class evidence of a coarse cell is thus only redistributed "
             "inside the cell, towards the pixels the finer layer points at: the map gets sharper without borrowing "
             "evidence from elsewhere. The mask is the layer's Layer-CAM map (positive gradient × activation, so it "
             "is about the class, as in the paper), or its activations summed over channels, which are class-agnostic "
@@ -151,8 +160,8 @@ def refine(coarse: torch.Tensor, masks: list[torch.Tensor]) -> torch.Tensor:
         r"F_l = \mathrm{ReLU}\Big(\sum_k \mathrm{ReLU}\big(\tfrac{\partial y^c}{\partial A^k_l}\big)\odot A^k_l\Big)"
         r" \qquad S_l = \mathrm{up}(S_{l+1}) \odot \frac{F_l}{\mathrm{up}\big(\mathrm{avgpool}_{S_{l+1}}(F_l)\big)}"
         r"\qquad (\text{or } F_l = \sum_k \mathrm{ReLU}(A^k_l))",
-        paper="Englebienne et al., Backward recursive Class Activation Map refinement for high resolution saliency "
-        "map, ICPR 2022",
+        paper="The CAM survey of the reference notes, after Englebert, Cornu & De Vleeschouwer, Poly-CAM: High "
+        "resolution class activation map for convolutional neural networks, 2022 (the paper's method is Poly-CAM)",
         strengths=("High-resolution maps that stay class-specific", "No extra passes beyond the layers' gradients"),
         weaknesses=(
             "Needs layers of increasing resolution",
@@ -179,7 +188,7 @@ def refine(coarse: torch.Tensor, masks: list[torch.Tensor]) -> torch.Tensor:
         resolution="finest layer",
     )
 )
-def polycam(inputs: CamInputs, base: str, masks: str) -> MethodOutput:
+def gradpolycam(inputs: CamInputs, base: str, masks: str) -> MethodOutput:
     """Deepest map refined coarse to fine by locally normalised activation masks; evidence for and against alike."""
     stack = layer_stack(inputs)
     coarse, weights = polycam_base(stack[-1], base)
@@ -189,7 +198,7 @@ def polycam(inputs: CamInputs, base: str, masks: str) -> MethodOutput:
 
 
 def polycam_base(deepest: LayerInputs, base: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Poly-CAM's starting map at the deepest layer (Grad-CAM's, with its channel weights, or Layer-CAM's)."""
+    """Gradient Poly-CAM's starting map at the deepest layer (Grad-CAM's, with its channel weights, or Layer-CAM's)."""
     if base == "gradcam":
         weights = gradcam_weights(deepest.gradients)
         return weighted_sum(weights, deepest.activations), weights
@@ -197,8 +206,8 @@ def polycam_base(deepest: LayerInputs, base: str) -> tuple[torch.Tensor, torch.T
 
 
 def polycam_masks(finer: Sequence[LayerInputs], masks: str, coarse: torch.Tensor) -> list[torch.Tensor]:
-    """The refining masks of the layers finer than the coarse map, coarse to fine: each layer's Layer-CAM map after
-    its ReLU, or its activations' positive part summed over channels."""
+    """Gradient Poly-CAM's refining masks of the layers finer than the coarse map, coarse to fine: each layer's
+    Layer-CAM map after its ReLU, or its activations' positive part summed over channels."""
     ordered = sorted(finer, key=lambda item: item.activations.shape[1] * item.activations.shape[2])
     if masks == "activations":
         found = [item.activations.clamp(min=0).sum(dim=0) for item in ordered]
@@ -210,3 +219,86 @@ def polycam_masks(finer: Sequence[LayerInputs], masks: str, coarse: torch.Tensor
 def refine_signed(coarse: torch.Tensor, masks: list[torch.Tensor]) -> torch.Tensor:
     """The evidence for and against the class in coarse, each refined through the masks; their difference."""
     return refine(coarse.clamp(min=0), masks) - refine((-coarse).clamp(min=0), masks)
+
+
+PCAM_VARIANTS = ("PCAM±", "PCAM+", "PCAM−")
+PCAM_KEEP = {"PCAM±": "both", "PCAM+": "inside", "PCAM−": "outside"}
+
+
+@register(
+    MethodCard(
+        id="polycam",
+        name="Poly-CAM",
+        family="Multi-layer",
+        needs=frozenset({"mask_scores", "layer_stack"}),
+        cost="slow",
+        summary="Score-CAM-like maps at every layer of the pyramid, the deepest refined by the finer ones through a "
+        "local normalisation.",
+        explanation=(
+            "Poly-CAM computes a perturbation map at each layer of the pyramid, from the deepest (which knows the "
+            "class, on a coarse grid) to the finest. Each channel, scaled to [0, 1] by its robust range and "
+            "upsampled, masks the image. PCAM+ weights the channel by the class probability of the image kept inside "
+            "the mask (as Score-CAM does); PCAM− by how much the probability falls when the mask's region is cut out; "
+            "PCAM± by both together. Going from coarse to fine, each layer's map is divided by its own bilinear "
+            "down- and upsampled copy at the coarser grid, so every coarse cell keeps its evidence and the finer "
+            "layer only says where inside the cell it lies; that ratio multiplies the upsampled coarser map. No "
+            "gradients: it costs one pass per channel of every layer (two for PCAM±), and the passes serve every "
+            "class."
+        ),
+        formula=r"w^{c}_{k,l} = \mathrm{ReLU}\big(p^c(X\circ H^k_l) + p^c(X) - p^c(X\circ(1-H^k_l))\big)\ "
+        r"(\pm) \qquad S_l = \mathrm{ReLU}\Big(\sum_k w^c_{k,l} A^k_l\Big) \qquad "
+        r"P_L = S_L,\ P_l = \mathrm{ReLU}\Big(\frac{S_l}{\mathrm{up}(\mathrm{down}_{l+1}(S_l))}\odot"
+        r"\mathrm{up}(P_{l+1})\Big)",
+        paper="Englebert, Cornu & De Vleeschouwer, Poly-CAM: High resolution class activation map for "
+        "convolutional neural networks, 2022 (authors' code aenglebert/polycam)",
+        strengths=("High-resolution maps that stay class-specific", "No gradients", "Every class from the same passes"),
+        weaknesses=("One pass per channel of every layer (two for PCAM±): the slowest method here",
+                    "Needs layers of increasing resolution", "Inherits the deepest map's mistakes"),
+        params=(
+            Param("variant", "PCAM±", "PCAM± (both scores, the paper's main method), PCAM+ (the probability of the "
+                  "image kept inside the mask) or PCAM− (the fall of the probability when it is cut out)",
+                  choices=PCAM_VARIANTS),
+        ),
+        multi_layer=True,
+        pyramid_by_default=True,
+        resolution="finest layer",
+        mask_spec=lambda layer, params, target: MaskSpec(
+            layer, "channels", scaling="percentile", keep=PCAM_KEEP[params["variant"]]
+        ),
+    )
+)
+def polycam(inputs: CamInputs, variant: str) -> MethodOutput:
+    """Perturbation maps at every layer, refined coarse to fine through local normalisation."""
+    stack = sorted(layer_stack(inputs), key=lambda item: item.activations.shape[1] * item.activations.shape[2])
+    maps = [pcam_layer_map(item, inputs.target, variant) for item in stack]
+    note = "" if len(maps) > 1 else "one layer only, so there is nothing to refine"
+    return MethodOutput(pcam_refine(maps), note=note)
+
+
+def pcam_weights(scores: MaskScores, target: int, variant: str) -> torch.Tensor:
+    """Poly-CAM's channel weights at one layer: p(X∘H) (+), ReLU(p(X) − p(X∘(1−H))) (−), or ReLU of their sum (±)."""
+    probabilities = scores.probabilities[:, target]
+    if variant == "PCAM+":
+        return probabilities
+    full = scores.input_probabilities[target]
+    if variant == "PCAM−":
+        return (full - probabilities).clamp(min=0)
+    inside, outside = probabilities.chunk(2)
+    return (inside + full - outside).clamp(min=0)
+
+
+def pcam_layer_map(item: LayerInputs, target: int, variant: str) -> torch.Tensor:
+    """One layer's Poly-CAM map: ReLU(Σ_k w_k A^k)."""
+    weights = pcam_weights(item.mask_scores, target, variant)
+    return weighted_sum(weights.to(item.activations.dtype), item.activations).clamp(min=0)
+
+
+def pcam_refine(maps: list[torch.Tensor], eps: float = 1e-12) -> torch.Tensor:
+    """Poly-CAM's backward refinement of layer maps ordered coarse to fine: each finer map divided by its bilinear
+    down-and-up-sampled copy at the current grid, times the current map upsampled bilinearly, rectified."""
+    current = maps[0]
+    for finer in maps[1:]:
+        coarse = F.interpolate(finer[None, None], size=tuple(current.shape), mode="bilinear")
+        spread = F.interpolate(coarse, size=tuple(finer.shape), mode="bilinear")[0, 0]
+        current = (finer / spread.clamp(min=eps) * upsample(current, tuple(finer.shape))).clamp(min=0)
+    return current
