@@ -7,6 +7,7 @@ import numpy as np
 from .analysis import Analysis
 from .errors import CamError
 from .maps import saliency_map
+from .methods.score import score_gains
 from .scores import MaskSpec
 
 SCORECAM_SPEC = {"grouping": "channels", "baseline": "zeros"}
@@ -44,7 +45,7 @@ def cluster_gains(analysis: Analysis, layer: str, k: int, rows: str, target: int
     """Each k-means cluster's score gain for target: probability on the image kept under the cluster's mask (a
     blurred copy elsewhere) minus the probability on the blurred image (the clusters of Analysis.clusters)."""
     scores = analysis.mask_scores(MaskSpec(layer, "kmeans", k=k, rows=rows, seed=seed, baseline="blur"))
-    return (scores.probabilities[:, target] - scores.baseline_probabilities[target]).numpy()
+    return score_gains(scores, target, "probability").numpy()
 
 
 def channel_saliency(analysis: Analysis, channel: int, layer: str | None = None) -> tuple[np.ndarray, str]:
