@@ -261,11 +261,12 @@ class Analysis:
 
         The masks are split into batches of batch_size in a fixed order, so the scores do not depend on what else
         runs meanwhile."""
-        activations = self.activations(spec.layer)
-        if spec.target is not None:
-            activations = activations * gradcam_weights(self.gradients(spec.target, spec.layer))[:, None, None]
+        plain = self.activations(spec.layer)
 
         def run() -> MaskScores:
+            activations = plain
+            if spec.target is not None:
+                activations = plain * gradcam_weights(self.gradients(spec.target, spec.layer))[:, None, None]
             known = (
                 torch.from_numpy(self.clusters(spec.k, spec.rows, spec.layer, spec.seed).labels)
                 if spec.grouping == "kmeans"
