@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cam_core import Explainer  # noqa: E402
-from cam_core.analysis import DEFAULT_PRECISION  # noqa: E402
+from cam_core.engine.analysis import DEFAULT_PRECISION  # noqa: E402
 
 METHODS = ("scorecam", "ablationcam", "groupcam", "clustercam", "cosinecam")
 

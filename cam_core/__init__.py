@@ -6,14 +6,15 @@
     res = an.cam("gradcam", target=285)
 """
 
+from cam_core.engine.analysis import Analysis, CamResult
+from cam_core.engine.explainer import Explainer
+from cam_core.errors import CamError, ImageError, ModelUnavailableError
+from cam_core.evaluation.sanity import SanityReport, randomisation_check
+from cam_core.evaluation.scoring import MapScores, score_map
+from cam_core.models.specs import embedded_model_names, read_specs
+from cam_core.registry import MethodCard, Param, methods
+
 from . import methods as _method_modules  # noqa: F401 - registers every method; `methods` below is the function
-from .analysis import Analysis, CamResult
-from .errors import CamError, ImageError, ModelUnavailableError
-from .evaluation import MapScores, score_map
-from .explainer import Explainer
-from .models import embedded_model_names, read_specs
-from .registry import MethodCard, Param, methods
-from .sanity import SanityReport, randomisation_check
 
 __all__ = [
     "Analysis",

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CamError
-from .evaluation import DEFAULT_BASELINE
-from .metrics import BASELINES
+from cam_core.errors import CamError
+from cam_core.evaluation.metrics import BASELINES
+from cam_core.evaluation.scoring import DEFAULT_BASELINE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,32 +66,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _models() -> None:
-    from .models import read_specs
+    from cam_core.models.specs import read_specs
 
     for name, spec in read_specs().items():
         print(f"{name}\t{'offline' if spec.embedded else 'download'}\t{spec.title}")
 
 
 def _methods() -> None:
-    from .registry import methods
+    from cam_core.registry import methods
 
     for card in methods():
         print(f"{card.id}\t{card.family}\t{card.cost}\t{card.name}")
 
 
 def _examples() -> None:
-    from .examples import examples
+    from cam_core.inputs.examples import examples
 
     for name, (description, _) in examples().items():
         print(f"{name}\t{description}")
 
 
 def _explain(args: argparse.Namespace) -> None:
-    from .examples import load_example
-    from .explainer import Explainer
-    from .images import load_image
-    from .registry import get_method
-    from .render import result_picture
+    from cam_core.engine.explainer import Explainer
+    from cam_core.inputs.examples import load_example
+    from cam_core.inputs.images import load_image
+    from cam_core.registry import get_method
+    from cam_core.render.pictures import result_picture
 
     prefix = "example:"
     image = load_example(args.image[len(prefix) :]) if args.image.startswith(prefix) else load_image(args.image)
@@ -124,7 +124,7 @@ def _explain(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from .batch import evaluate_folder
+    from cam_core.evaluation.batch import evaluate_folder
 
     methods = [method.strip() for method in args.methods.split(",") if method.strip()]
     bar = _ProgressLine()

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Callable
 import torch
 
 if TYPE_CHECKING:
-    from .paths import PathSpec
-    from .scores import AblationScores, MaskScores, MaskSpec
+    from cam_core.inputs.mask_scores import AblationScores, MaskScores, MaskSpec
+    from cam_core.inputs.perturbed import PathSpec
 
-from .errors import CamError
+from cam_core.errors import CamError
 
 COSTS = ("instant", "fast", "slow")
 NEEDS = frozenset(

@@ -17,8 +17,8 @@ import torch
 from PIL import Image
 
 from cam_core import Analysis, CamError, Explainer, MethodCard, Param, read_specs
-from cam_core.examples import examples, load_example
-from cam_core.images import load_image
+from cam_core.inputs.examples import examples, load_example
+from cam_core.inputs.images import load_image
 from cam_core.sharing.slots import FairSlots
 from cam_core.sharing.waiting import Wait, on_wait
 

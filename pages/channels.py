@@ -5,8 +5,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from cam_core.channels import RANKINGS, channel_saliency, channel_scores, scorecam_ready
-from cam_core.render import colorize, masked_input, overlay
+from cam_core.render.pictures import colorize, masked_input, overlay
+from cam_core.views.channels import RANKINGS, channel_saliency, channel_scores, scorecam_ready
 from pages import current_analysis, current_target, friendly_errors, layer_picker, page_setup
 
 page_setup("Channels", "A CAM is a weighted sum of channels. Here are the channels themselves: which ones the "

@@ -5,9 +5,9 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from cam_core.channels import cluster_gains
-from cam_core.maps import saliency_map
-from cam_core.render import overlay
+from cam_core.render.pictures import overlay
+from cam_core.render.saliency import saliency_map
+from cam_core.views.channels import cluster_gains
 from pages import current_analysis, current_explainer, current_target, friendly_errors, layer_picker, page_setup
 
 ROW_LABELS = {"raw": "Raw maps (Euclidean)", "l2": "L2-normalised maps (cosine, as Cosine-CAM)"}

@@ -7,7 +7,7 @@ import time
 import streamlit as st
 
 from cam_core import CamError, methods
-from cam_core.render import COLORMAPS, grid, npy_bytes, png_bytes, result_picture
+from cam_core.render.pictures import COLORMAPS, grid, npy_bytes, png_bytes, result_picture
 from pages import (
     GRID_TURNS,
     ProgressLine,

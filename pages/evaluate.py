@@ -18,11 +18,11 @@ from PIL import Image
 from plotly.subplots import make_subplots
 
 from cam_core import CamError, methods
-from cam_core.cache import ByteLRU
-from cam_core.evaluation import MapScores, score_map
-from cam_core.metrics import BASELINES
-from cam_core.render import overlay
-from cam_core.sanity import edge_map, randomisation_check
+from cam_core.engine.lru import ByteLRU
+from cam_core.evaluation.metrics import BASELINES
+from cam_core.evaluation.sanity import edge_map, randomisation_check
+from cam_core.evaluation.scoring import MapScores, score_map
+from cam_core.render.pictures import overlay
 from pages import class_label, current_analysis, current_explainer, current_target, friendly_errors, page_setup
 
 DEFAULT_METHODS = ["gradcam", "gradcampp", "layercam", "eigencam", "gradpolycam"]

@@ -11,7 +11,7 @@ from plotly.subplots import make_subplots
 
 from cam_core import methods
 from cam_core.lessons import Bars, Chart, Heatmaps, Lesson, Line, Montage, Overlay, Step, compare_lessons, lesson
-from cam_core.render import diverging, overlay, scaled_picture
+from cam_core.render.pictures import diverging, overlay, scaled_picture
 from pages import (
     current_analysis,
     current_explainer,

@@ -10,7 +10,7 @@ from skimage import data
 
 from cam_core import CamError, Explainer, methods
 from cam_core import explainer as explainer_module
-from cam_core.cache import ByteLRU
+from cam_core.engine.lru import ByteLRU
 
 from .conftest import count_passes
 

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from cam_core import ImageError
-from cam_core.images import MAX_PIXELS, load_image
+from cam_core.inputs.images import MAX_PIXELS, load_image
 
 from .test_cli import run_cli
 from .test_dashboard import open_app, texts

@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from cam_core import CamError, methods
+from cam_core.inputs.mask_scores import MaskScores
 from cam_core.registry import CamInputs, LayerInputs, PathInputs, get_method
-from cam_core.scores import MaskScores
 
 
 def hooks_left(explainer) -> int:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from cam_core import CamError, batch
-from cam_core.batch import COLUMNS, evaluate_folder, image_files, read_labels
-from cam_core.labels import label_set
+from cam_core.evaluation.batch import COLUMNS, evaluate_folder, image_files, read_labels
+from cam_core.models.labels import label_set
 
 from .test_cli import run_cli
 

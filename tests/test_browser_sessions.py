@@ -58,7 +58,7 @@ def expected(image: Image.Image) -> dict:
     """What cam_core alone says about image, read the way the dashboard reads it: its top-1 class, its label and the
     default Compare pictures (overlay, opacity 0.6, first colour map, evidence for) of the CHECKED methods."""
     from cam_core import Explainer, methods
-    from cam_core.render import COLORMAPS, result_picture
+    from cam_core.render.pictures import COLORMAPS, result_picture
 
     analysis = Explainer("mobilenet_v2").analyze(image)
     index, label, _ = analysis.top_k(1)[0]

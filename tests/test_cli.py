@@ -59,7 +59,7 @@ def test_explain_defaults_to_the_top_class_and_takes_layer_and_model(chelsea_fil
 def test_own_weights_on_the_cli(chelsea_file, tmp_path):
     import torch
 
-    from cam_core.models import load_model
+    from cam_core.models.specs import load_model
 
     torch.manual_seed(0)
     weights = tmp_path / "w.pth"

@@ -209,7 +209,7 @@ def test_shared_work_runs_once_for_simultaneous_askers_and_again_after_a_failure
 def test_building_an_inference_copy_does_not_disturb_other_threads_passes(chelsea, coffee):
     """Symbolic tracing patches every module's call in the process, so a copy built that way broke other threads'
     passes ("module is not installed as a submodule"); the copy is now built from hooks on itself."""
-    from cam_core.inference import inference_copy
+    from cam_core.passes.inference import inference_copy
 
     explainer = Explainer("mobilenet_v2")
     model = explainer.model.module

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from cam_core.evaluation import score_map
-from cam_core.examples import load_example
+from cam_core.evaluation.scoring import score_map
+from cam_core.inputs.examples import load_example
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 120

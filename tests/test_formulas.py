@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from cam_core.maps import saliency_map
 from cam_core.registry import CamInputs, get_method
+from cam_core.render.saliency import saliency_map
 
 # Two channels on a 2×2 grid.
 A = torch.tensor([[[1.0, 2.0], [0.0, 1.0]], [[0.0, 1.0], [3.0, 0.0]]])

@@ -14,7 +14,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from cam_core import methods
-from cam_core.examples import load_example
+from cam_core.inputs.examples import load_example
 from cam_core.lessons import BUILDERS, STAGES, Bars, Montage, compare_lessons, lesson
 from cam_core.lessons import eigen as eigen_lessons
 from cam_core.lessons.steps import relu_step, weighted_sum_step, weights_text

@@ -10,8 +10,7 @@ import torch
 from torch import nn
 
 from cam_core import CamError
-from cam_core.evaluation import score_map
-from cam_core.metrics import (
+from cam_core.evaluation.metrics import (
     Confidence,
     average_drop,
     baseline_input,
@@ -21,7 +20,8 @@ from cam_core.metrics import (
     probabilities,
     saliency_curve,
 )
-from cam_core.paths import blurred
+from cam_core.evaluation.scoring import score_map
+from cam_core.inputs.perturbed import blurred
 
 EGYPTIAN_CAT = 285
 OBJECT = (slice(0, 4), slice(0, 4))  # the top-left 4×4 of an 8×8 image

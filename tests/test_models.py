@@ -11,8 +11,8 @@ import torch
 from safetensors.torch import save_file
 
 from cam_core import CamError, Explainer, ModelUnavailableError, embedded_model_names, read_specs
-from cam_core.images import to_input
-from cam_core.models import load_model
+from cam_core.inputs.images import to_input
+from cam_core.models.specs import load_model
 
 SPECS = read_specs()
 ONLINE = [name for name, spec in SPECS.items() if not spec.embedded]

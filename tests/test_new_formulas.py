@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from cam_core.maps import saliency_map
-from cam_core.masking import normalized_masks
+from cam_core.inputs.mask_scores import MaskScores
+from cam_core.inputs.masking import normalized_masks
+from cam_core.inputs.perturbed import PathSpec, path_inputs
 from cam_core.methods.multilayer import local_normalise, pcam_layer_map, pcam_refine, pcam_weights, refine
-from cam_core.paths import PathSpec, path_inputs
 from cam_core.registry import CamInputs, LayerInputs, PathInputs, get_method
-from cam_core.scores import MaskScores
+from cam_core.render.saliency import saliency_map
 
 
 def run(method: str, inputs: CamInputs, **params):
@@ -447,7 +447,7 @@ def test_gradpolycam_layercam_masks_are_the_finer_layers_positive_gradient_maps(
 
 
 def test_the_guided_copy_passes_only_positive_gradients_and_leaves_the_model_alone():
-    from cam_core.guided import GuidedActivation, guided_copy
+    from cam_core.passes.guided_copy import GuidedActivation, guided_copy
 
     # x → identity → ReLU(inplace) → [1, −1] → y.  Plain dy/dx = (1, −1); guided: the −1 reaching the ReLU is cut.
     first, second = torch.nn.Linear(2, 2, bias=False), torch.nn.Linear(2, 1, bias=False)
@@ -530,7 +530,7 @@ def test_percentile_masks_follow_the_polycam_authors_scaling():
 def test_smooth_activations_pass_back_only_positive_gradients():
     """Below zero SiLU's derivative is negative: the guided rule clamps what it passes back as well as what it
     receives, so a positive gradient from above cannot arrive negative at the input."""
-    from cam_core.guided import guided_copy
+    from cam_core.passes.guided_copy import guided_copy
 
     for activation in (torch.nn.SiLU(), torch.nn.GELU(), torch.nn.Hardswish()):
         model = torch.nn.Sequential(torch.nn.Identity(), activation)

@@ -4,18 +4,17 @@ guided copy never touches, and Poly-CAM's sharper maps."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from cam_core import CamError, Explainer
-from cam_core.analysis import Analysis
-from cam_core.images import image_key, load_image, to_input
-from cam_core.maps import saliency_map
+from cam_core.engine.analysis import Analysis
+from cam_core.inputs.images import image_key, load_image, to_input
 from cam_core.methods.common import min_max, upsample
 from cam_core.methods.multilayer import refine
+from cam_core.render.saliency import saliency_map
 
 from .conftest import count_passes, peak
 

@@ -81,8 +81,8 @@ from torchcam.methods import LayerCAM as TorchcamLayerCAM
 from torchcam.methods import SmoothGradCAMpp
 
 from cam_core import Explainer
-from cam_core.guided import GuidedActivation
-from cam_core.paths import path_inputs
+from cam_core.inputs.perturbed import path_inputs
+from cam_core.passes.guided_copy import GuidedActivation
 from cam_core.registry import get_method
 
 from .conftest import pearson

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from cam_core import CamError, ImageError, methods
-from cam_core.images import load_image
+from cam_core.inputs.images import load_image
 
 # headers that get random bytes past format detection into Pillow's decoders
 MAGIC = [b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"\xff\xd8\xff\xee", b"GIF89a", b"GIF87a", b"BM",

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.functional import gaussian_blur
 
-from cam_core.masking import BLUR_SIGMA
+from cam_core.inputs.masking import BLUR_SIGMA
 
 from .conftest import TWO_OBJECT_PHOTOS, pearson, photo_classes, two_object_photo
 

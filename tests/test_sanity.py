@@ -13,7 +13,7 @@ from skimage.metrics import structural_similarity
 from torch import nn
 
 from cam_core import CamError, Explainer
-from cam_core.sanity import (
+from cam_core.evaluation.sanity import (
     SanityReport,
     cascade_blocks,
     edge_map,

@@ -11,9 +11,9 @@ from pytorch_grad_cam import AblationCAM, ScoreCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from cam_core import CamError, Explainer
-from cam_core.masking import baseline_input, masked_inputs, normalized_masks
+from cam_core.inputs.mask_scores import AblationScores, MaskScores, MaskSpec, group_labels, score_masks
+from cam_core.inputs.masking import baseline_input, masked_inputs, normalized_masks
 from cam_core.registry import CamInputs, get_method
-from cam_core.scores import AblationScores, MaskScores, MaskSpec, group_labels, score_masks
 
 from .conftest import count_passes
 

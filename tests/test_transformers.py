@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from cam_core import CamError, Explainer, methods, read_specs
-from cam_core.layouts import Layout
+from cam_core.models.layouts import Layout
 
 SPECS = read_specs()
 TRANSFORMERS = [name for name, spec in SPECS.items() if spec.layout == "tokens"]

@@ -13,15 +13,30 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from ..registry import get_method
+from cam_core.lessons.compare import Parting, compare_lessons
+from cam_core.lessons.generic import generic
+from cam_core.lessons.steps import (
+    STAGES,
+    Bars,
+    Chart,
+    Heatmaps,
+    Lesson,
+    Line,
+    Montage,
+    Overlay,
+    Source,
+    Step,
+    Story,
+    array,
+    tail,
+)
+from cam_core.registry import get_method
+
 from . import cluster, eigen, gradient, guided, multilayer, score
-from .compare import Parting, compare_lessons
-from .generic import generic
-from .steps import STAGES, Bars, Chart, Heatmaps, Lesson, Line, Montage, Overlay, Source, Step, Story, array, tail
 
 if TYPE_CHECKING:
-    from ..analysis import Analysis
-    from ..inference import Progress
+    from cam_core.engine.analysis import Analysis
+    from cam_core.passes.inference import Progress
 
 BUILDERS: dict[str, Callable[[Source], Story]] = {
     "cam": gradient.cam,

@@ -6,10 +6,8 @@ from typing import Callable
 
 import torch
 
-from ..methods.cluster import cluster_weights, group_map
-from ..methods.score import score_gains
-from .score import mask_steps, scores_step
-from .steps import (
+from cam_core.lessons.score import mask_steps, scores_step
+from cam_core.lessons.steps import (
     SHOWN_CHANNELS,
     Bars,
     Heatmaps,
@@ -23,6 +21,8 @@ from .steps import (
     weighted_sum_step,
     weights_text,
 )
+from cam_core.methods.cluster import cluster_weights, group_map
+from cam_core.methods.score import score_gains
 
 SHOWN_GROUPS = 6
 

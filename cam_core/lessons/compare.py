@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .steps import STAGES, Lesson, Step
+from cam_core.lessons.steps import STAGES, Lesson, Step
 
 RTOL = 1e-4
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..methods.common import centred_matrix, position_matrix, principal_component, sign_agreement
-from .steps import (
+from cam_core.lessons.steps import (
     SHOWN_CHANNELS,
     Bars,
     Heatmaps,
@@ -22,6 +21,7 @@ from .steps import (
     signed,
     top,
 )
+from cam_core.methods.common import centred_matrix, position_matrix, principal_component, sign_agreement
 
 MATRIX_COLUMNS = 48
 

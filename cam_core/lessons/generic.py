@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .steps import (
+from cam_core.lessons.steps import (
     SHOWN_CHANNELS,
     Heatmaps,
     Source,

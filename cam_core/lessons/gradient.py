@@ -4,19 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ..methods.common import weighted_sum
-from ..methods.gradient import (
-    exponential_powers,
-    gradcam_weights,
-    gradcampp_alpha,
-    gradcampp_weights,
-    gradient_map,
-    gradient_powers,
-    path_weights,
-    xgradcam_weights,
-)
-from ..paths import path_inputs
-from .steps import (
+from cam_core.inputs.perturbed import path_inputs
+from cam_core.lessons.steps import (
     SHOWN_CHANNELS,
     Heatmaps,
     Source,
@@ -33,6 +22,17 @@ from .steps import (
     weight_bars,
     weighted_sum_step,
     weights_text,
+)
+from cam_core.methods.common import weighted_sum
+from cam_core.methods.gradient import (
+    exponential_powers,
+    gradcam_weights,
+    gradcampp_alpha,
+    gradcampp_weights,
+    gradient_map,
+    gradient_powers,
+    path_weights,
+    xgradcam_weights,
 )
 
 FOCUS = "the ones that add the most to the map (largest |weight × total activation|)"

@@ -5,12 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..methods.common import weighted_sum
-from ..methods.gradient import gradcam_weights
-from ..methods.guided import gradcam_gate, gradient_magnitude
-from ..render import gradient_picture
-from .gradient import FOCUS, focus, mean_gradient_step
-from .steps import (
+from cam_core.lessons.gradient import FOCUS, focus, mean_gradient_step
+from cam_core.lessons.steps import (
     Heatmaps,
     Montage,
     Source,
@@ -23,6 +19,10 @@ from .steps import (
     shape,
     weighted_sum_step,
 )
+from cam_core.methods.common import weighted_sum
+from cam_core.methods.gradient import gradcam_weights
+from cam_core.methods.guided import gradcam_gate, gradient_magnitude
+from cam_core.render.pictures import gradient_picture
 
 
 def picture(rgb: torch.Tensor) -> np.ndarray:
@@ -30,7 +30,7 @@ def picture(rgb: torch.Tensor) -> np.ndarray:
 
 
 def input_gradient_step(source: Source, rgb: torch.Tensor) -> Step:
-    guided = source.analysis.explainer.guided_model().guided
+    guided = source.analysis.explainer.guided_activations()
     return Step(
         "input gradients", "The guided gradient at the pixels",
         f"One backward pass from the score of “{source.label}” to the {shape(rgb)} input, through a private copy of "

@@ -5,25 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..masking import normalized_masks
-from ..methods.common import finest_size, min_max, upsample
-from ..methods.gradient import gradient_map
-from ..methods.multilayer import (
-    PCAM_KEEP,
-    layercam_fusion,
-    layercam_scale,
-    pcam_layer_map,
-    pcam_refine,
-    pcam_weights,
-    polycam_base,
-    polycam_masks,
-    positive_gradient_map,
-    refine_signed,
-    zoomcam_fusion,
-)
-from ..registry import LayerInputs
-from .gradient import mean_gradient_step
-from .steps import (
+from cam_core.inputs.masking import normalized_masks
+from cam_core.lessons.gradient import mean_gradient_step
+from cam_core.lessons.steps import (
     SHOWN_CHANNELS,
     Heatmaps,
     Source,
@@ -40,6 +24,22 @@ from .steps import (
     weight_bars,
     weighted_sum_step,
 )
+from cam_core.methods.common import finest_size, min_max, upsample
+from cam_core.methods.gradient import gradient_map
+from cam_core.methods.multilayer import (
+    PCAM_KEEP,
+    layercam_fusion,
+    layercam_scale,
+    pcam_layer_map,
+    pcam_refine,
+    pcam_weights,
+    polycam_base,
+    polycam_masks,
+    positive_gradient_map,
+    refine_signed,
+    zoomcam_fusion,
+)
+from cam_core.registry import LayerInputs
 
 
 def stack(source: Source) -> list[LayerInputs]:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from ..masking import baseline_input, masked_inputs, normalized_masks
-from ..methods.common import weighted_sum
-from ..methods.score import ablation_weights, score_gains, scorecam_weights
-from ..scores import MaskScores, MaskSpec
-from .gradient import FOCUS, focus
-from .steps import (
+from cam_core.inputs.mask_scores import MaskScores, MaskSpec
+from cam_core.inputs.masking import baseline_input, masked_inputs, normalized_masks
+from cam_core.lessons.gradient import FOCUS, focus
+from cam_core.lessons.steps import (
     SHOWN_BARS,
     SHOWN_CHANNELS,
     Bars,
@@ -28,6 +26,8 @@ from .steps import (
     weighted_sum_step,
     weights_text,
 )
+from cam_core.methods.common import weighted_sum
+from cam_core.methods.score import ablation_weights, score_gains, scorecam_weights
 
 BASELINES = {"zeros": "the all-zero input (the training images' mean colour)", "blur": "a heavily blurred copy"}
 

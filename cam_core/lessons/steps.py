@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Union
 import numpy as np
 import torch
 
-from ..maps import saliency_map
-from ..registry import MethodCard
+from cam_core.registry import MethodCard
+from cam_core.render.saliency import saliency_map
 
 if TYPE_CHECKING:
-    from ..analysis import Analysis
-    from ..inference import Progress
+    from cam_core.engine.analysis import Analysis
+    from cam_core.passes.inference import Progress
 
 STAGES = {
     "activations": "the activations",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from ..registry import CamInputs, MethodCard, MethodOutput, Param, register
-from ..scores import MaskSpec
-from .score import SCORE, score_gains
+from cam_core.inputs.mask_scores import MaskSpec
+from cam_core.methods.score import SCORE, score_gains
+from cam_core.registry import CamInputs, MethodCard, MethodOutput, Param, register
 
 GROUPS = Param("groups", 32, "number of channel groups", minimum=2, maximum=256)
 SEED = Param("seed", 0, "random seed of the clustering", minimum=0, maximum=2**31 - 1)

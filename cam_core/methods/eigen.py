@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..registry import CamInputs, MethodCard, MethodOutput, Param, register
-from .common import first_principal_component
+from cam_core.methods.common import first_principal_component
+from cam_core.registry import CamInputs, MethodCard, MethodOutput, Param, register
 
 SIGN_NOTE = (
     "SVD fixes a direction only up to its sign, so a plain implementation can return the map upside down; "

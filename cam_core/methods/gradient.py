@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from ..paths import PathSpec
-from ..registry import CamInputs, MethodCard, MethodOutput, Param, register
-from .common import weighted_sum
+from cam_core.inputs.perturbed import PathSpec
+from cam_core.methods.common import weighted_sum
+from cam_core.registry import CamInputs, MethodCard, MethodOutput, Param, register
 
 EPS = 1e-7
 POOLING_HEAD = ("At a layer followed only by pooling and a linear head (mobilenet_v2's features.18) the gradient is "

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from ..registry import CamInputs, MethodCard, MethodOutput, register
-from .common import min_max, upsample, weighted_sum
-from .gradient import gradcam_weights
+from cam_core.methods.common import min_max, upsample, weighted_sum
+from cam_core.methods.gradient import gradcam_weights
+from cam_core.registry import CamInputs, MethodCard, MethodOutput, register
 
 
 def _unguided_note(inputs: CamInputs) -> str:

@@ -7,10 +7,10 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..registry import CamInputs, LayerInputs, MethodCard, MethodOutput, Param, register
-from ..scores import MaskScores, MaskSpec
-from .common import finest_size, fuse_signed, min_max, upsample, weighted_sum
-from .gradient import POOLING_HEAD, gradcam_weights, gradient_map
+from cam_core.inputs.mask_scores import MaskScores, MaskSpec
+from cam_core.methods.common import finest_size, fuse_signed, min_max, upsample, weighted_sum
+from cam_core.methods.gradient import POOLING_HEAD, gradcam_weights, gradient_map
+from cam_core.registry import CamInputs, LayerInputs, MethodCard, MethodOutput, Param, register
 
 
 def layer_stack(inputs: CamInputs) -> tuple[LayerInputs, ...]:

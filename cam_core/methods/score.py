@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from ..registry import CamInputs, MethodCard, MethodOutput, Param, register
-from ..scores import AblationScores, MaskScores, MaskSpec
-from .common import weighted_sum
+from cam_core.inputs.mask_scores import AblationScores, MaskScores, MaskSpec
+from cam_core.methods.common import weighted_sum
+from cam_core.registry import CamInputs, MethodCard, MethodOutput, Param, register
 
 BASELINE = Param("baseline", "zeros", "what masked-out pixels become: zeros (the mean colour) or a blurred copy",
                  choices=("zeros", "blur"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Callable, Generic, Hashable, TypeVar
 
-from .waiting import Wait, wait_for
+from cam_core.sharing.waiting import Wait, wait_for
 
 V = TypeVar("V")
 

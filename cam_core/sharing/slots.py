@@ -11,7 +11,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from .waiting import POLL_SECONDS, Wait, report
+from cam_core.sharing.waiting import POLL_SECONDS, Wait, report
 
 
 def pass_capacity() -> int:

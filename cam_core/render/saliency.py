@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import CamError
+from cam_core.errors import CamError
 
 SIGNS = ("positive", "negative")
 

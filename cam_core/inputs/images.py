@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError
-from .models import Preprocessing
+from cam_core.errors import ImageError
+from cam_core.models.specs import Preprocessing
 
 MAX_PIXELS = 64_000_000
 

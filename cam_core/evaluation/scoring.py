@@ -1,4 +1,4 @@
-"""One map's faithfulness scores through an Explainer: the metrics of cam_core.metrics on its private inference
+"""One map's faithfulness scores through an Explainer: the metrics of cam_core.evaluation.metrics on its private inference
 copy of the model."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .analysis import Analysis
-from .metrics import Confidence, Curve, confidence_change, saliency_curve
+from cam_core.engine.analysis import Analysis
+from cam_core.evaluation.metrics import Confidence, Curve, confidence_change, saliency_curve
 
 DEFAULT_STEPS = 20
 DEFAULT_BASELINE = "rise"

@@ -9,7 +9,7 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 
-from .errors import CamError
+from cam_core.errors import CamError
 
 ROWS = ("raw", "l2")
 

@@ -17,11 +17,11 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from .errors import CamError, ModelUnavailableError
-from .labels import label_set
-from .weights import load_weights
+from cam_core.errors import CamError, ModelUnavailableError
+from cam_core.models.labels import label_set
+from cam_core.models.weights import load_weights
 
-DEFAULT_MODELS_FILE = Path(__file__).resolve().parent.parent / "models.yaml"
+DEFAULT_MODELS_FILE = Path(__file__).resolve().parent / "models.yaml"
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class ModelSpec:
 
 
 def models_file() -> Path:
-    """The models.yaml in use: $CAM_MODELS_FILE or the repository's."""
+    """The models.yaml in use: $CAM_MODELS_FILE or the one shipped in this package."""
     return Path(os.environ.get("CAM_MODELS_FILE", DEFAULT_MODELS_FILE))
 
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import CamError
-from .layouts import NCHW, Layout
+from cam_core.errors import CamError
+from cam_core.models.layouts import NCHW, Layout
 
 
 @dataclass

@@ -5,27 +5,69 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
-from .clusters import ChannelClusters, cluster_channels
-from .errors import CamError
-from .inference import Progress
-from .maps import saliency_map
-from .methods.gradient import gradcam_weights
-from .paths import PathSpec, path_inputs
-from .registry import CamInputs, LayerInputs, Method, MethodCard, PathInputs, get_method
-from .scores import AblationScores, MaskScores, MaskSpec, ablate_through_head, default_precision, score_masks
-from .sharing.once import OnceMap
+from cam_core.errors import CamError
+from cam_core.inputs.channel_clusters import ChannelClusters, cluster_channels
+from cam_core.inputs.mask_scores import (
+    AblationScores,
+    MaskScores,
+    MaskSpec,
+    default_precision,
+    score_masks,
+)
+from cam_core.inputs.perturbed import PathSpec, path_inputs
+from cam_core.methods.gradient import gradcam_weights
+from cam_core.models.layouts import Layout
+from cam_core.passes.hooks import InputPass, LayerPass
+from cam_core.passes.inference import Progress
+from cam_core.registry import CamInputs, LayerInputs, Method, MethodCard, PathInputs, get_method
+from cam_core.render.saliency import saliency_map
+from cam_core.sharing.once import OnceMap
 
 DEFAULT_BATCH = 32
 DEFAULT_PRECISION = default_precision()
 
-if TYPE_CHECKING:
-    from .explainer import Explainer
+
+
+class ModelPasses(Protocol):
+    """What an Analysis asks of its model: the passes it caches the results of, and the facts it checks requests
+    against (an Explainer is one)."""
+
+    default_layer: str
+    labels: list[str]
+    layout: Layout
+
+    def check_layer(self, name: str) -> None:
+        """A CamError naming the valid layers when the model has no layer called name."""
+
+    def pyramid(self) -> list[str]:
+        """The model's default layers for multi-layer methods, shallow to deep."""
+
+    def run(self, model_input: torch.Tensor, layers: list[str]) -> LayerPass:
+        """One pass capturing the layers named as differentiable tensors."""
+
+    def input_gradients(self, model_input: torch.Tensor, guided: bool) -> InputPass:
+        """One pass whose graph reaches the input, through the guided copy when guided."""
+
+    def guided_activations(self) -> int:
+        """How many activation modules guided backpropagation guides."""
+
+    def fast_model(self) -> torch.nn.Module:
+        """The private inference copy for batches of masked inputs."""
+
+    def ablate(
+        self, model_input: torch.Tensor, layer: str, activations: torch.Tensor, batch_size: int,
+        progress: Progress | None,
+    ) -> tuple[torch.Tensor, bool]:
+        """(channels, classes) logits with each channel of layer zeroed in turn, and whether the head alone ran."""
+
+    def class_weights(self, layer: str) -> torch.Tensor:
+        """The (classes, channels) weights of a pooling → linear head at layer."""
 
 
 @dataclass(frozen=True)
@@ -106,8 +148,12 @@ class Analysis:
     the Analysis grows, so the cache can read it without waiting.
     """
 
-    def __init__(self, explainer: Explainer, image: Image.Image, key: str, model_input: torch.Tensor):
+    def __init__(
+        self, explainer: ModelPasses, image: Image.Image, key: str, model_input: torch.Tensor,
+        on_grow: Callable[[], None] = lambda: None,
+    ):
         self.explainer = explainer
+        self._on_grow = on_grow
         self.image = image
         self.key = key
         self.input = model_input
@@ -130,12 +176,12 @@ class Analysis:
         return self.image.height, self.image.width
 
     def _grew(self, part: object) -> None:
-        """Count a newly cached part (anything with nbytes, or a tensor) in the published size, and let the cache
-        trim itself to its bound."""
+        """Count a newly cached part (anything with nbytes, or a tensor) in the published size, and tell whoever
+        keeps this Analysis (an Explainer's cache trims itself to its bound)."""
         added = tensor_bytes(part) if isinstance(part, torch.Tensor) else int(part.nbytes)
         with self._bytes_lock:
             self.nbytes += added
-        self.explainer.cache.trim()
+        self._on_grow()
 
     def top_k(self, k: int = 5) -> list[tuple[int, str, float]]:
         """The k most probable classes as (class index, label, probability)."""
@@ -293,13 +339,7 @@ class Analysis:
 
         def run() -> AblationScores:
             started = time.perf_counter()
-            head_only = layer == self.explainer.default_layer and self.explainer.head_splits
-            if head_only:
-                logits = ablate_through_head(self.explainer.model.head, activations, batch_size, progress)
-            else:
-                logits = self.explainer.ablate_full(
-                    self.input, layer, activations.shape[0], max(1, batch_size // 4), progress
-                )
+            logits, head_only = self.explainer.ablate(self.input, layer, activations, batch_size, progress)
             return AblationScores(logits, self._layer(layer).logits.detach()[0], head_only,
                                   time.perf_counter() - started)
 
@@ -363,7 +403,7 @@ class Analysis:
                 for name in stack
             ) if "layer_stack" in needs else (),
             input_gradients=self.guided_gradients(target) if guided else None,
-            guided_activations=self.explainer.guided_model().guided if guided else 0,
+            guided_activations=self.explainer.guided_activations() if guided else 0,
         )
         if "mask_scores" in needs and "layer_stack" in needs:
             inputs = replace(inputs, stack=tuple(
@@ -396,10 +436,10 @@ class Analysis:
             if len(set(layers)) != len(layers):
                 raise CamError(f"layers must be different, not {', '.join(layers)}")
             for name in layers:
-                self.explainer.model.layer(name)
+                self.explainer.check_layer(name)
             return layers
         if card.multi_layer and card.pyramid_by_default and layer is None:
-            return self.explainer.model.pyramid()
+            return self.explainer.pyramid()
         return [layer or self.explainer.default_layer]
 
     def _result(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .analysis import Analysis
-from .errors import CamError
-from .maps import saliency_map
-from .methods.score import score_gains
-from .scores import MaskSpec
+from cam_core.engine.analysis import Analysis
+from cam_core.errors import CamError
+from cam_core.inputs.mask_scores import MaskSpec
+from cam_core.methods.score import score_gains
+from cam_core.render.saliency import saliency_map
 
 SCORECAM_SPEC = {"grouping": "channels", "baseline": "zeros"}
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torchvision.transforms.functional import gaussian_blur
 
-from .errors import CamError
+from cam_core.errors import CamError
 
 KINDS = ("noise", "blur")
 

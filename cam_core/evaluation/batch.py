@@ -16,13 +16,13 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import torch
 
-from .errors import CamError, ImageError
-from .evaluation import DEFAULT_BASELINE, DEFAULT_STEPS, score_map
-from .explainer import Explainer
-from .labels import label_set
-from .metrics import BASELINES
-from .models import get_spec
-from .registry import get_method
+from cam_core.engine.explainer import Explainer
+from cam_core.errors import CamError, ImageError
+from cam_core.evaluation.metrics import BASELINES
+from cam_core.evaluation.scoring import DEFAULT_BASELINE, DEFAULT_STEPS, score_map
+from cam_core.models.labels import label_set
+from cam_core.models.specs import get_spec
+from cam_core.registry import get_method
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 COLUMNS = (

@@ -9,19 +9,20 @@ from pathlib import Path
 
 import torch
 
-from .analysis import Analysis
-from .cache import ByteLRU
-from .errors import CamError
-from .guided import GuidedCopy, guided_copy
-from .hooks import InputPass, LayerPass, input_pass, run_with_layers
-from .images import ImageInput, image_key, load_image, to_input
-from .inference import Progress, chunks, inference_copy
-from .layouts import Layout, layout_for
-from .models import LoadedModel, ModelSpec, get_spec, load_model, resolve_head
-from .release import return_free_memory, steady_heap
-from .sharing.once import SharedWork
-from .sharing.replicas import Replicas
-from .sharing.slots import PASSES
+from cam_core.engine.analysis import Analysis
+from cam_core.engine.lru import ByteLRU
+from cam_core.engine.release import return_free_memory, steady_heap
+from cam_core.errors import CamError
+from cam_core.inputs.images import ImageInput, image_key, load_image, to_input
+from cam_core.inputs.mask_scores import ablate_through_head
+from cam_core.models.layouts import Layout, layout_for
+from cam_core.models.specs import LoadedModel, ModelSpec, get_spec, load_model, resolve_head
+from cam_core.passes.guided_copy import GuidedCopy, guided_copy
+from cam_core.passes.hooks import InputPass, LayerPass, input_pass, run_with_layers
+from cam_core.passes.inference import Progress, chunks, inference_copy
+from cam_core.sharing.once import SharedWork
+from cam_core.sharing.replicas import Replicas
+from cam_core.sharing.slots import PASSES
 
 DEFAULT_CACHE_BYTES = 1 << 30
 
@@ -109,14 +110,23 @@ class Explainer:
             cached = self.cache.get(key)
             if cached is not None:
                 return cached
-            return self.cache.put(key, Analysis(self, picture, key, to_input(picture, self.spec.preprocessing)))
+            model_input = to_input(picture, self.spec.preprocessing)
+            return self.cache.put(key, Analysis(self, picture, key, model_input, on_grow=self.cache.trim))
 
         return self.cache.get(key) or self._analyzing.run(key, build)
+
+    def check_layer(self, name: str) -> None:
+        """A CamError naming the valid layers when the network has no layer called name."""
+        self.model.layer(name)
+
+    def pyramid(self) -> list[str]:
+        """The layers multi-layer methods use by default, shallow to deep (models.yaml's pyramid)."""
+        return self.model.pyramid()
 
     def run(self, model_input: torch.Tensor, layers: list[str]) -> LayerPass:
         """One forward pass capturing the layers named, on a replica of the network, in turn with other passes."""
         for name in layers:
-            self.model.layer(name)
+            self.check_layer(name)
         with PASSES.slot(), self._replicas.borrow() as replica:
             return run_with_layers(replica, model_input, layers, self._parameter_storages, self.layout)
 
@@ -132,6 +142,10 @@ class Explainer:
             if self._guided is None:
                 self._guided = guided_copy(self.model.module)
             return self._guided
+
+    def guided_activations(self) -> int:
+        """How many activation modules the guided copy guides."""
+        return self.guided_model().guided
 
     def input_gradients(self, model_input: torch.Tensor, guided: bool) -> InputPass:
         """Logits of a pass that keeps the graph down to the input, through the guided copy (whose guiding hooks
@@ -153,6 +167,16 @@ class Explainer:
                     expected = self.model.module(example)
                     self._fast = inference_copy(self.model.module, example, expected)
             return self._fast
+
+    def ablate(
+        self, model_input: torch.Tensor, layer: str, activations: torch.Tensor, batch_size: int,
+        progress: Progress | None = None,
+    ) -> tuple[torch.Tensor, bool]:
+        """(channels, classes) logits with each channel of layer zeroed in turn, and whether only the head ran:
+        through the head alone at the split layer, by full passes (a quarter of batch_size each) elsewhere."""
+        if layer == self.default_layer and self.head_splits:
+            return ablate_through_head(self.model.head, activations, batch_size, progress), True
+        return self.ablate_full(model_input, layer, activations.shape[0], max(1, batch_size // 4), progress), False
 
     def ablate_full(
         self, model_input: torch.Tensor, layer: str, channels: int, batch_size: int, progress: Progress | None = None

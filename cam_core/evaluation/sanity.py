@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .errors import CamError
-from .explainer import Explainer
-from .images import ImageInput, load_image
+from cam_core.engine.explainer import Explainer
+from cam_core.errors import CamError
+from cam_core.inputs.images import ImageInput, load_image
 
 MapFunction = Callable[[Explainer, Image.Image, int], np.ndarray]
 

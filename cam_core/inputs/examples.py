@@ -7,7 +7,7 @@ from typing import Callable
 
 from PIL import Image
 
-from .errors import ImageError
+from cam_core.errors import ImageError
 
 DARKNET_DATA = Path("/usr/share/darknet/data")
 

@@ -10,7 +10,7 @@ import numpy as np
 import plotly.colors as pc
 from PIL import Image
 
-from .errors import CamError
+from cam_core.errors import CamError
 
 COLORMAPS = ("jet", "turbo", "viridis", "inferno", "magma", "plasma", "hot", "gray")
 DIVERGING = "RdBu_r"

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import CamError
+from cam_core.errors import CamError
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:

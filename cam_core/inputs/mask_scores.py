@@ -15,11 +15,11 @@ from scipy.sparse.csgraph import connected_components
 from sklearn.cluster import SpectralClustering
 from torch import nn
 
-from .clusters import channel_rows, cluster_channels
-from .errors import CamError
-from .inference import Progress, chunks
-from .masking import BASELINES, SCALINGS, baseline_input, masked_inputs, normalized_masks
-from .sharing.slots import PASSES
+from cam_core.errors import CamError
+from cam_core.inputs.channel_clusters import channel_rows, cluster_channels
+from cam_core.inputs.masking import BASELINES, SCALINGS, baseline_input, masked_inputs, normalized_masks
+from cam_core.passes.inference import Progress, chunks
+from cam_core.sharing.slots import PASSES
 
 GROUPINGS = ("channels", "kmeans", "contiguous", "spectral")
 KEEPS = ("inside", "outside", "both")

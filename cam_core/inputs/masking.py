@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .errors import CamError
-from .paths import blurred
+from cam_core.errors import CamError
+from cam_core.inputs.perturbed import blurred
 
 BASELINES = ("zeros", "blur")
 SCALINGS = ("minmax", "percentile")

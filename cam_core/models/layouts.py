@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import CamError
+from cam_core.errors import CamError
 
 LAYOUTS = ("nchw", "tokens", "nhwc")
 

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import CamError
-from .inference import chunks
-from .masking import baseline_input as masking_baseline
-from .sharing.slots import PASSES
+from cam_core.errors import CamError
+from cam_core.inputs.masking import baseline_input as masking_baseline
+from cam_core.passes.inference import chunks
+from cam_core.sharing.slots import PASSES
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 BASELINES = ("rise", "blur", "zero")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from .errors import CamError
+from cam_core.errors import CamError
 
 
 @lru_cache(maxsize=None)
