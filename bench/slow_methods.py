@@ -76,10 +76,10 @@ def main() -> None:
     result, seconds, first = cold_scorecam(explainer, image)
     print(f"\nScore-CAM cold (defaults: the masked input's probability, as the authors' code): {seconds:.2f} s, "
           f"first partial map after {first:.2f} s")
-    same, same_seconds, _ = cold_scorecam(explainer, image, weights="logit softmax", baseline="zeros",
+    same, same_seconds, _ = cold_scorecam(explainer, image, weights="logit softmax", baseline="zero",
                                           align_corners=True)
     torch.set_num_threads(1)
-    _, single_seconds, single_first = cold_scorecam(explainer, image, weights="logit softmax", baseline="zeros",
+    _, single_seconds, single_first = cold_scorecam(explainer, image, weights="logit softmax", baseline="zero",
                                                     align_corners=True)
     torch.set_num_threads(os.cpu_count() or 1)
     print(f"Score-CAM cold, the peer's definition (logit, zeros, aligned corners): {same_seconds:.2f} s; with torch "

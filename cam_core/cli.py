@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m cam_core", description="Class activation maps for image classifiers.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     commands.add_parser("models", help="the models of models.yaml, one a line: name, offline?, title")
-    commands.add_parser("methods", help="the CAM methods, one a line: id, family, cost, name")
+    listing = commands.add_parser("methods", help="the CAM methods, one a line: id, family, cost, name")
+    listing.add_argument("--markdown", action="store_true", help="the README's method table, from the method cards")
     commands.add_parser("examples", help="the bundled example photos, one a line: name, description")
     explain = commands.add_parser("explain", help="explain one image with one method")
     explain.add_argument("image", help="an image file, or example:NAME for a bundled photo (see `examples`)")
@@ -72,9 +73,13 @@ def _models() -> None:
         print(f"{name}\t{'offline' if spec.embedded else 'download'}\t{spec.title}")
 
 
-def _methods() -> None:
+def _methods(markdown: bool) -> None:
+    from cam_core.methods.catalogue import markdown_table
     from cam_core.registry import methods
 
+    if markdown:
+        print(markdown_table())
+        return
     for card in methods():
         print(f"{card.id}\t{card.family}\t{card.cost}\t{card.name}")
 
@@ -213,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "models":
             _models()
         elif args.command == "methods":
-            _methods()
+            _methods(args.markdown)
         elif args.command == "examples":
             _examples()
         elif args.command == "evaluate":

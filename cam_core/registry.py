@@ -1,28 +1,36 @@
-"""The method table: id → pure function + the card that explains it. Methods register themselves here."""
+"""The method table: id → the card that explains a method, its pure function and its lesson, registered in one call.
+
+Everything the pages, the CLI, the README and the tests list about methods is read from here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
+import numpy as np
 import torch
+
+from cam_core.errors import CamError
+from cam_core.inputs.channel_clusters import check_group_count
 
 if TYPE_CHECKING:
     from cam_core.inputs.mask_scores import AblationScores, MaskScores, MaskSpec
     from cam_core.inputs.perturbed import PathSpec
-
-from cam_core.errors import CamError
+    from cam_core.lessons.steps import Source, Step
 
 COSTS = ("instant", "fast", "slow")
 NEEDS = frozenset(
     {"gradients", "class_weights", "mask_scores", "ablation_scores", "path", "layer_stack", "guided_gradients"}
 )
 RESOLUTIONS = ("layer", "finest layer", "input")
+READERS = ("method", "input", "both")
 
 
 @dataclass(frozen=True)
 class Param:
-    """A method parameter, with what the dashboard needs to make a widget for it."""
+    """A method parameter, with what the dashboard needs to make a widget for it. read_by: "method" when the
+    method's function reads it, "input" when it only shapes a cached input (masks, noisy copies: the function never
+    sees it), "both" when it does both. up_to_channels: at most the layer's channel count (a number of groups)."""
 
     name: str
     default: float | int | str | bool
@@ -30,13 +38,49 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] = ()
+    read_by: str = "method"
+    up_to_channels: bool = False
+
+
+    def check(self, owner: str, value: object) -> None:
+        """A CamError naming the valid values when value is not one for this parameter."""
+        if self.choices:
+            if value not in self.choices:
+                raise CamError(f"{owner}: {self.name} must be one of {', '.join(self.choices)}, not {value!r}")
+        elif isinstance(self.default, bool):
+            if not isinstance(value, (bool, np.bool_)):
+                raise CamError(f"{owner}: {self.name} must be true or false, not {value!r}")
+        elif isinstance(self.default, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise CamError(f"{owner}: {self.name} must be a number, not {value!r}")
+            if isinstance(self.default, int) and int(value) != value:
+                raise CamError(f"{owner}: {self.name} must be a whole number, not {value!r}")
+            low = -np.inf if self.minimum is None else self.minimum
+            high = np.inf if self.maximum is None else self.maximum
+            if not low <= value <= high:
+                raise CamError(f"{owner}: {self.name} must be between {self.minimum} and {self.maximum}, not {value}")
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A peer library's implementation of a method: library ("pytorch-grad-cam", "torchcam"), its class name, and
+    the parameters of ours that make our map the peer's definition."""
+
+    library: str
+    name: str
+    params: tuple[tuple[str, object], ...] = ()
 
 
 @dataclass(frozen=True)
 class MethodCard:
-    """What a method is, what it needs, what it costs, and how it explains itself. logit_shift_invariant: whether
-    its definition reads only gradients or probabilities, so that adding a constant to every logit leaves the map
-    as it is."""
+    """What a method is, what it needs, what it costs, and how it explains itself.
+
+    definition: the published definition, in one line; differs: how and why our default differs from it, in one
+    line ("" when it does not); reference: what tests/references re-implements to check it ("paper", "authors'
+    code", "hand-computed tensors"); peers: the peer implementations it is checked against; ranking: what its
+    channel weights rank channels by on the Channels page ("" when its weights do not rank channels);
+    logit_shift_invariant: whether its definition reads only gradients or probabilities, so that adding a constant
+    to every logit leaves the map as it is."""
 
     id: str
     name: str
@@ -50,6 +94,11 @@ class MethodCard:
     strengths: tuple[str, ...] = ()
     weaknesses: tuple[str, ...] = ()
     params: tuple[Param, ...] = ()
+    definition: str = ""
+    differs: str = ""
+    reference: str = ""
+    peers: tuple[Peer, ...] = ()
+    ranking: str = ""
     class_specific: bool = True
     logit_shift_invariant: bool = True
     signed: bool = True
@@ -62,6 +111,29 @@ class MethodCard:
     @property
     def needs_gradients(self) -> bool:
         return "gradients" in self.needs
+
+    def resolve_params(self, given: dict[str, object]) -> dict:
+        """Every parameter of the method, the given ones checked and the others at their defaults; a CamError
+        naming the valid values for a bad one."""
+        known = {p.name: p for p in self.params}
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            valid = ", ".join(known) or "none"
+            raise CamError(f"method {self.id} has no parameter {', '.join(unknown)}; its parameters: {valid}")
+        for name, value in given.items():
+            known[name].check(self.id, value)
+        return {name: given.get(name, p.default) for name, p in known.items()}
+
+    def check_channels(self, params: dict, channels: int, layer: str) -> None:
+        """A CamError when a number of groups among params exceeds the layer's channels."""
+        for p in self.params:
+            if p.up_to_channels:
+                check_group_count(params[p.name], channels, p.minimum or 1, f"{self.id}: {p.name}", f" of {layer}")
+
+    def method_params(self, params: dict) -> dict:
+        """The parameters of params that the method's function reads."""
+        read = {p.name for p in self.params if p.read_by in ("method", "both")}
+        return {name: value for name, value in params.items() if name in read}
 
 
 @dataclass(frozen=True)
@@ -114,33 +186,40 @@ class MethodOutput:
 
 
 MethodFn = Callable[..., MethodOutput]
+LessonFn = Callable[["Source"], "list[Step]"]
 
 
 @dataclass(frozen=True)
 class Method:
+    """A registered method: its card, its function of cached tensors, and its lesson (None: the generic lesson)."""
+
     card: MethodCard
-    fn: MethodFn = field(repr=False)
+    compute: MethodFn = field(repr=False)
+    lesson: LessonFn | None = field(default=None, repr=False)
+
+    def apply(self, inputs: CamInputs, **params: object) -> MethodOutput:
+        """The method's output from prepared inputs; params are checked and defaulted, and only those the function
+        reads reach it."""
+        return self.compute(inputs, **self.card.method_params(self.card.resolve_params(params)))
 
 
 _METHODS: dict[str, Method] = {}
 
 
-def register(card: MethodCard) -> Callable[[MethodFn], MethodFn]:
-    """Add the decorated function to the method table under card.id."""
+def register(card: MethodCard, compute: MethodFn, lesson: LessonFn | None = None) -> None:
+    """Add a method to the table under card.id: its card, its function and its lesson."""
     if card.cost not in COSTS:
         raise ValueError(f"{card.id}: cost must be one of {COSTS}")
     if not card.needs <= NEEDS:
         raise ValueError(f"{card.id}: unknown needs {sorted(card.needs - NEEDS)}")
     if card.resolution not in RESOLUTIONS:
         raise ValueError(f"{card.id}: resolution must be one of {RESOLUTIONS}")
-
-    def add(fn: MethodFn) -> MethodFn:
-        if card.id in _METHODS:
-            raise ValueError(f"method id {card.id!r} registered twice")
-        _METHODS[card.id] = Method(card, fn)
-        return fn
-
-    return add
+    for param in card.params:
+        if param.read_by not in READERS:
+            raise ValueError(f"{card.id}: {param.name}.read_by must be one of {READERS}")
+    if card.id in _METHODS:
+        raise ValueError(f"method id {card.id!r} registered twice")
+    _METHODS[card.id] = Method(card, compute, lesson)
 
 
 def methods() -> list[MethodCard]:

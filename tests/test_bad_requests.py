@@ -124,7 +124,7 @@ def test_zero_gradients_and_flat_activations_give_finite_maps(method, activation
     if "stack" in inputs:
         last = inputs["stack"][-1]
         inputs["stack"] = (*inputs["stack"][:-1], LayerInputs("b", activations, last.gradients, last.mask_scores))
-    out = chosen.fn(CamInputs(activations=activations, target=1, **inputs), **defaults)
+    out = chosen.apply(CamInputs(activations=activations, target=1, **inputs), **defaults)
     assert torch.isfinite(out.raw).all(), f"{method}: {out.raw}"
     if out.weights is not None:
         assert torch.isfinite(out.weights).all(), f"{method}: weights {out.weights}"

@@ -17,7 +17,7 @@ G = torch.tensor([[[0.5, -0.5], [1.0, 0.0]], [[-1.0, 0.0], [0.0, 2.0]]])
 def run(method: str, **inputs) -> tuple[np.ndarray, np.ndarray | None]:
     chosen = get_method(method)
     defaults = {param.name: param.default for param in chosen.card.params}
-    out = chosen.fn(CamInputs(activations=A, target=1, **inputs), **defaults)
+    out = chosen.apply(CamInputs(activations=A, target=1, **inputs), **defaults)
     return out.raw.numpy(), None if out.weights is None else out.weights.numpy()
 
 
@@ -37,7 +37,7 @@ def test_gradcam_averages_gradients_per_channel():
 
 def test_gradcampp_alpha_by_hand():
     chosen = get_method("gradcampp")
-    out = chosen.fn(CamInputs(activations=A, target=1, gradients=G), normalise_alpha=False)
+    out = chosen.apply(CamInputs(activations=A, target=1, gradients=G), normalise_alpha=False)
     raw, weights = out.raw.numpy(), out.weights.numpy()
     # channel 0: sum A = 4. positions with g > 0: g=0.5 → α = .25/(.5 + 4·.125) = .25; g=1 → α = 1/(2 + 4) = 1/6
     # w0 = .25·.5 + (1/6)·1 = 0.2916…; channel 1: sum A = 4, g=2 → α = 4/(8 + 4·8) = 0.1, w1 = 0.1·2 = 0.2
@@ -72,22 +72,22 @@ def test_eigencam_recovers_a_rank_one_pattern_with_the_sign_of_the_mean():
     pattern = torch.tensor([[1.0, 4.0, 0.0], [2.0, 0.0, 3.0]])
     scales = torch.tensor([2.0, 0.5, 1.0])
     activations = scales[:, None, None] * pattern
-    plain = get_method("eigencam").fn(CamInputs(activations=activations, target=0), centre=False)
+    plain = get_method("eigencam").apply(CamInputs(activations=activations, target=0), centre=False)
     # Uncentred (the paper): the matrix is rank one, projection = ‖scales‖ · pattern.
     np.testing.assert_allclose(plain.raw.numpy(), float(scales.norm()) * pattern.numpy(), rtol=1e-5, atol=1e-5)
-    out = get_method("eigencam").fn(CamInputs(activations=activations, target=0), centre=True)
+    out = get_method("eigencam").apply(CamInputs(activations=activations, target=0), centre=True)
     centred = (pattern - pattern.mean()).numpy()
     # The centred matrix is rank one: projection = ‖scales‖ · (pattern − mean), direction = scales / ‖scales‖.
     np.testing.assert_allclose(out.raw.numpy(), float(scales.norm()) * centred, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(out.weights.numpy(), (scales / scales.norm()).numpy(), rtol=1e-5)
-    flipped = get_method("eigencam").fn(CamInputs(activations=-activations + 10.0, target=0), centre=True)
+    flipped = get_method("eigencam").apply(CamInputs(activations=-activations + 10.0, target=0), centre=True)
     # Negated activations: the sign fix must follow the new mean map, which is −pattern (+ constant).
     assert np.corrcoef(flipped.raw.numpy().ravel(), -pattern.numpy().ravel())[0, 1] > 0.99
 
 
 def test_eigengradcam_is_eigencam_of_gradient_times_activation():
-    out = get_method("eigengradcam").fn(CamInputs(activations=A, target=0, gradients=G))
-    reference = get_method("eigencam").fn(CamInputs(activations=A * G, target=0), centre=True)
+    out = get_method("eigengradcam").apply(CamInputs(activations=A, target=0, gradients=G))
+    reference = get_method("eigencam").apply(CamInputs(activations=A * G, target=0), centre=True)
     np.testing.assert_allclose(out.raw.numpy(), reference.raw.numpy(), rtol=1e-6)
 
 

@@ -6,6 +6,7 @@ same Analysis and every model pass runs once. Score-CAM runs at features.10 (64 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +14,15 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from cam_core import methods
+from cam_core import methods, registry
 from cam_core.inputs.examples import load_example
-from cam_core.lessons import BUILDERS, STAGES, Bars, Montage, compare_lessons, lesson
-from cam_core.lessons import eigen as eigen_lessons
+from cam_core.lessons import STAGES, Bars, Montage, compare_lessons, lesson
 from cam_core.lessons.steps import relu_step, weighted_sum_step, weights_text
+from cam_core.methods import common
+from cam_core.methods import eigen as eigen_lessons
 from cam_core.methods.cluster import cluster_weights
 from cam_core.methods.common import principal_component, weighted_sum
+from cam_core.registry import CamInputs, get_method
 
 from .conftest import CHEAP_LAYER, CHEAP_PYRAMID, cheap_settings, count_passes
 
@@ -83,7 +86,7 @@ def test_every_lesson_ends_at_the_methods_own_map(analysis, lessons, method):
     np.testing.assert_allclose(story.saliency, result.saliency, atol=1e-5)
     assert story.steps[-1].stage == "overlay"
     np.testing.assert_allclose(story.steps[-1].value, result.saliency, atol=1e-5)
-    assert method in BUILDERS, "every method has a lesson of its own"
+    assert get_method(method).lesson is not None, "every method has a lesson of its own"
     assert all(step.stage in STAGES and step.heading and step.text and step.charts for step in story.steps)
     assert len({step.heading for step in story.steps}) == len(story.steps)
 
@@ -105,8 +108,8 @@ def test_gradpolycam_starts_from_gradcams_map_and_refines_it(lessons):
     assert sizes == [(7, 7), (14, 14), (28, 28), (56, 56)]
 
 
-def test_a_method_without_a_builder_gets_the_generic_lesson(analysis, monkeypatch):
-    monkeypatch.delitem(BUILDERS, "xgradcam")
+def test_a_method_without_a_lesson_gets_the_generic_lesson(analysis, monkeypatch):
+    monkeypatch.setitem(registry._METHODS, "xgradcam", replace(get_method("xgradcam"), lesson=None))
     story = lesson(analysis, "xgradcam")
     assert [step.stage for step in story.steps] == ["activations", "weights", "map", "relu", "upsample", "overlay"]
     np.testing.assert_allclose(story.raw, analysis.cam("xgradcam").raw, rtol=1e-6)
@@ -144,15 +147,22 @@ def test_eigencam_singular_values_descend_and_the_sign_fix_agrees_with_the_mean_
 
 def test_the_sign_fix_turns_an_upside_down_component_back(monkeypatch):
     maps = torch.tensor([[[0.0, 1.0], [2.0, 7.0]], [[0.0, 0.5], [1.0, 3.0]], [[1.0, 0.0], [0.0, 0.5]]])
-    steps, raw, _ = eigen_lessons.principal_steps(maps, "activation", True)
-    monkeypatch.setattr(eigen_lessons, "principal_component", lambda centred: tuple(
-        -part for part in principal_component(centred)))
-    flipped_steps, flipped_raw, _ = eigen_lessons.principal_steps(maps, "activation", True)
+
+    def run() -> tuple[torch.Tensor, list]:
+        out = get_method("eigencam").apply(CamInputs(activations=maps, target=0), centre=True)
+        return out.raw, eigen_lessons.principal_steps(maps, "activation", True, out.raw, out.weights)
+
+    raw, steps = run()
+    flipped = lambda centred: tuple(-part for part in principal_component(centred))  # noqa: E731
+    monkeypatch.setattr(common, "principal_component", flipped)
+    monkeypatch.setattr(eigen_lessons, "principal_component", flipped)
+    flipped_raw, flipped_steps = run()
     assert torch.equal(raw, flipped_raw), "whichever sign the decomposition returns, the fixed map is the same"
     texts = {steps[-1].text.split(",")[0], flipped_steps[-1].text.split(",")[0]}
     assert texts == {"It correlates negatively with the channels' mean map", "It already correlates positively with "
                      "the channels' mean map"}
     assert raw[1, 1] == raw.max(), "the map is high where the channels fire"
+    np.testing.assert_array_equal(steps[-1].value, raw.numpy())
 
 
 def test_scorecam_shows_why_the_literal_softmax_flattens_the_map(analysis, lessons):

@@ -21,7 +21,7 @@ def run(method: str, inputs: CamInputs, **params):
     chosen = get_method(method)
     values = {param.name: param.default for param in chosen.card.params}
     values.update(params)
-    return chosen.fn(inputs, **values)
+    return chosen.apply(inputs, **values)
 
 
 # Bilinear 2 → 4 upsampling with align_corners=False, worked out by hand: output i samples source (i + .5)/2 − .5 =

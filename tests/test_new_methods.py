@@ -12,9 +12,10 @@ from PIL import Image
 from cam_core import CamError, Explainer
 from cam_core.engine.analysis import Analysis
 from cam_core.inputs.images import image_key, load_image, to_input
-from cam_core.methods.common import min_max, upsample
+from cam_core.methods.common import upsample
 from cam_core.methods.multilayer import refine
 from cam_core.render.saliency import saliency_map
+from cam_core.scaling import min_max
 
 from .conftest import count_passes, peak
 

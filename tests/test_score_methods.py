@@ -37,12 +37,12 @@ def test_scorecam_weightings_by_hand():
     inputs = CamInputs(activations=activations, target=1, mask_scores=scores)
 
     def weights(choice: str) -> np.ndarray:
-        return get_method("scorecam").fn(inputs, weights=choice, baseline="zeros", align_corners=False).weights.numpy()
+        return get_method("scorecam").apply(inputs, weights=choice, baseline="zero", align_corners=False).weights.numpy()
 
     # the authors' code: the masked input's probability of class 1, softmax over the two classes
     probability = torch.softmax(torch.tensor([[0.0, 3.0], [0.0, 1.0]]), 1)[:, 1].numpy()
     np.testing.assert_allclose(weights("probability"), probability, rtol=1e-6)
-    out = get_method("scorecam").fn(inputs, weights="probability", baseline="zeros", align_corners=False)
+    out = get_method("scorecam").apply(inputs, weights="probability", baseline="zero", align_corners=False)
     np.testing.assert_allclose(out.raw.numpy(), [[probability[0], 0], [0, 2 * probability[1]]], rtol=1e-6)
     # pytorch-grad-cam: softmax over channels of the logits 3 and 1
     w0 = np.exp(3) / (np.exp(3) + np.exp(1))
@@ -56,7 +56,7 @@ def test_scorecam_weightings_by_hand():
 def test_ablationcam_arithmetic_by_hand():
     activations = torch.ones(2, 1, 1)
     ablation = AblationScores(torch.tensor([[0.0, 1.0], [0.0, 3.0]]), torch.tensor([0.0, 4.0]), True, 0.0)
-    out = get_method("ablationcam").fn(CamInputs(activations=activations, target=1, ablation=ablation))
+    out = get_method("ablationcam").apply(CamInputs(activations=activations, target=1, ablation=ablation))
     np.testing.assert_allclose(out.weights.numpy(), [0.75, 0.25])
     np.testing.assert_allclose(out.raw.numpy(), [[1.0]])
 
@@ -65,7 +65,7 @@ def test_ablationcam_keeps_the_sign_of_a_negative_logit():
     """Logit −4; zeroing channel 0 drops it to −7 (the channel was evidence for the class), channel 1 raises it to
     −2: the weights are +0.75 and −0.5 (the paper's division by −4 would flip both)."""
     ablation = AblationScores(torch.tensor([[0.0, -7.0], [0.0, -2.0]]), torch.tensor([0.0, -4.0]), True, 0.0)
-    out = get_method("ablationcam").fn(CamInputs(activations=torch.ones(2, 1, 1), target=1, ablation=ablation))
+    out = get_method("ablationcam").apply(CamInputs(activations=torch.ones(2, 1, 1), target=1, ablation=ablation))
     np.testing.assert_allclose(out.weights.numpy(), [0.75, -0.5])
 
 
@@ -74,7 +74,7 @@ def test_cluster_variants_by_hand():
     scores = tiny_scores([[0.0, 2.0], [0.0, 5.0], [0.0, -1.0]], [0.0, 1.0], labels)
     inputs = CamInputs(activations=torch.zeros(4, 2, 2), target=1, mask_scores=scores)
     maps = scores.maps.numpy()
-    run = lambda variant: get_method("clustercam").fn(  # noqa: E731
+    run = lambda variant: get_method("clustercam").apply(  # noqa: E731
         inputs, groups=3, clustering="kmeans", variant=variant, baseline="blur", score="logit", seed=0)
     gains = np.array([1.0, 4.0, -2.0])
     np.testing.assert_allclose(run("score").raw.numpy(), np.tensordot(gains, maps, 1), rtol=1e-6)
@@ -86,7 +86,7 @@ def test_groupcam_weights_are_positive_probability_gains_by_hand():
     labels = torch.tensor([0, 0, 1, 1])
     scores = tiny_scores([[0.0, 2.0], [0.0, -1.0]], [0.0, 1.0], labels)
     inputs = CamInputs(activations=torch.zeros(4, 2, 2), target=1, mask_scores=scores)
-    out = get_method("groupcam").fn(inputs, groups=2, grouping="contiguous", groups_from="gradients", denoise=70.0,
+    out = get_method("groupcam").apply(inputs, groups=2, grouping="contiguous", groups_from="gradients", denoise=70.0,
                                     baseline="blur", seed=0)
     probabilities = torch.softmax(torch.tensor([[0.0, 2.0], [0.0, -1.0]]), 1)[:, 1]
     gains = (probabilities - torch.softmax(torch.tensor([0.0, 1.0]), 0)[1]).clamp(min=0).numpy()
@@ -220,11 +220,11 @@ def peer_map(peer_class, explainer: Explainer, analysis, target: int, layer_name
 @pytest.mark.parametrize("target", [285, 282])
 def test_scorecam_matches_pytorch_grad_cam(mobilenet, chelsea, target):
     """The peer scores logits, masks the normalised input toward zero, takes a softmax over channels and upsamples
-    its masks with aligned corners: with weights="logit softmax", baseline="zeros", align_corners=True ours is the same
+    its masks with aligned corners: with weights="logit softmax", baseline="zero", align_corners=True ours is the same
     definition. (Our default puts cells over their patches instead; at 7×7 that alone moves Pearson to ~0.7,
     because a softmax over logits lets a few channels dominate.)"""
     analysis = mobilenet.analyze(chelsea)
-    ours = analysis.cam("scorecam", target=target, layer=LAYER, weights="logit softmax", baseline="zeros",
+    ours = analysis.cam("scorecam", target=target, layer=LAYER, weights="logit softmax", baseline="zero",
                         align_corners=True, precision="float32")
     theirs = peer_map(ScoreCAM, mobilenet, analysis, target)
     assert pearson(np.maximum(ours.raw, 0), theirs) >= 0.95

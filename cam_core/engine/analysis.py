@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol, Sequence
 
 import numpy as np
@@ -87,6 +87,7 @@ class CamResult:
     note: str = ""
     layers: tuple[str, ...] = ()
     rgb: np.ndarray | None = None
+    params: dict = field(default_factory=dict)
 
 
 class _LayerState:
@@ -370,7 +371,7 @@ class Analysis:
         started = time.perf_counter()
         chosen = get_method(method)
         card = chosen.card
-        params = _checked_params(card, params)
+        params = card.resolve_params(params)
         if sign == "negative" and not card.signed:
             raise CamError(f"{card.name} has no negative map: its map is never negative (a gradient magnitude, or "
                            "evidence for the class alone)")
@@ -381,13 +382,7 @@ class Analysis:
             raise CamError(f"batch_size must be a whole number of at least 1, not {batch_size!r}")
         target = self.target(target)
         state = self._layer(layer)
-        groups = params.get("groups")
-        if groups is not None and groups > state.values.shape[0]:
-            low = next(p.minimum for p in card.params if p.name == "groups")
-            raise CamError(
-                f"{card.id}: groups must be between {low:g} and the {state.values.shape[0]} channels of {layer}, "
-                f"not {groups}"
-            )
+        card.check_channels(params, state.values.shape[0], layer)
         needs = card.needs
         guided = "guided_gradients" in needs
         inputs = CamInputs(
@@ -447,7 +442,7 @@ class Analysis:
     ) -> CamResult:
         """Run the method's arithmetic on prepared inputs and package the map."""
         with torch.no_grad():
-            output = chosen.fn(inputs, **params)
+            output = chosen.compute(inputs, **chosen.card.method_params(params))
             saliency, note = saliency_map(output.raw, self.size, sign)
         if inputs.gradients is not None and not torch.any(inputs.gradients):
             note = f"the gradient of class {inputs.target} at {layer} is zero everywhere, so the map is blank"
@@ -471,33 +466,5 @@ class Analysis:
             note="; ".join(n for n in (output.note, note) if n),
             layers=tuple(item.layer for item in inputs.stack) or (layer,),
             rgb=None if output.rgb is None else output.rgb.detach().float().numpy(),
+            params=params,
         )
-
-
-def _checked_params(card: MethodCard, given: dict[str, object]) -> dict[str, object]:
-    """The method's parameters with defaults filled in; a CamError naming the valid values for a bad one."""
-    known = {p.name: p for p in card.params}
-    unknown = sorted(set(given) - set(known))
-    if unknown:
-        valid = ", ".join(known) or "none"
-        raise CamError(f"method {card.id} has no parameter {', '.join(unknown)}; its parameters: {valid}")
-    values = {name: p.default for name, p in known.items()}
-    for name, value in given.items():
-        spec = known[name]
-        if spec.choices:
-            if value not in spec.choices:
-                raise CamError(f"{card.id}: {name} must be one of {', '.join(spec.choices)}, not {value!r}")
-        elif isinstance(spec.default, bool):
-            if not isinstance(value, (bool, np.bool_)):
-                raise CamError(f"{card.id}: {name} must be true or false, not {value!r}")
-        elif isinstance(spec.default, (int, float)):
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-                raise CamError(f"{card.id}: {name} must be a number, not {value!r}")
-            if isinstance(spec.default, int) and int(value) != value:
-                raise CamError(f"{card.id}: {name} must be a whole number, not {value!r}")
-            low = -np.inf if spec.minimum is None else spec.minimum
-            high = np.inf if spec.maximum is None else spec.maximum
-            if not low <= value <= high:
-                raise CamError(f"{card.id}: {name} must be between {spec.minimum} and {spec.maximum}, not {value}")
-        values[name] = value
-    return values

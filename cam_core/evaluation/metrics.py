@@ -14,12 +14,14 @@ import torch
 import torch.nn.functional as F
 
 from cam_core.errors import CamError
+from cam_core.inputs.masking import BASELINES as MASK_BASELINES
 from cam_core.inputs.masking import baseline_input as masking_baseline
 from cam_core.passes.inference import chunks
+from cam_core.scaling import min_max
 from cam_core.sharing.slots import PASSES
 
 Model = Callable[[torch.Tensor], torch.Tensor]
-BASELINES = ("rise", "blur", "zero")
+BASELINES = ("rise", *MASK_BASELINES)
 KINDS = ("deletion", "insertion")
 
 
@@ -81,8 +83,7 @@ def map_at_input(saliency: np.ndarray, model_input: torch.Tensor) -> torch.Tenso
     resized = F.interpolate(
         torch.from_numpy(values)[None, None], size=tuple(model_input.shape[-2:]), mode="bilinear", align_corners=False
     )[0, 0]
-    low, high = resized.min(), resized.max()
-    return (resized - low) / (high - low) if high > low else torch.zeros_like(resized)
+    return min_max(resized)
 
 
 def confidence_change(model: Model, model_input: torch.Tensor, saliency: np.ndarray, target: int) -> Confidence:
@@ -112,7 +113,7 @@ def baseline_input(model_input: torch.Tensor, baseline: str, kind: str = "deleti
         raise CamError(f"baseline must be one of {', '.join(BASELINES)}, not {baseline!r}")
     if baseline == "rise":
         baseline = "zero" if kind == "deletion" else "blur"
-    return masking_baseline(model_input, "zeros" if baseline == "zero" else "blur")
+    return masking_baseline(model_input, baseline)
 
 
 def saliency_curve(

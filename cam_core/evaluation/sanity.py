@@ -16,6 +16,7 @@ from PIL import Image
 from cam_core.engine.explainer import Explainer
 from cam_core.errors import CamError
 from cam_core.inputs.images import ImageInput, load_image
+from cam_core.scaling import min_max
 
 MapFunction = Callable[[Explainer, Image.Image, int], np.ndarray]
 
@@ -171,10 +172,7 @@ def edge_map(image: Image.Image) -> np.ndarray:
 def _unit(values: np.ndarray) -> np.ndarray:
     """values min-max scaled to [0, 1] as float32; zeros when constant."""
     values = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    spread = np.ptp(values)
-    if spread == 0:
-        return np.zeros(values.shape, dtype=np.float32)
-    return ((values - values.min()) / spread).astype(np.float32)
+    return min_max(values).astype(np.float32)
 
 
 def _at_input_size(saliency: np.ndarray, size: int) -> np.ndarray:

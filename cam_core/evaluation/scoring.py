@@ -1,5 +1,5 @@
-"""One map's faithfulness scores through an Explainer: the metrics of cam_core.evaluation.metrics on its private inference
-copy of the model."""
+"""One map's faithfulness scores through an Explainer: the metrics of cam_core.evaluation.metrics on its private
+inference copy of the model."""
 
 from __future__ import annotations
 

@@ -43,12 +43,18 @@ def channel_rows(activations: torch.Tensor, rows: str) -> np.ndarray:
     return matrix
 
 
+def check_group_count(k: int, channels: int, minimum: int = 1, name: str = "k", where: str = "") -> None:
+    """The one rule for a number of channel groups: between minimum and the layer's channels (a CamError
+    naming both otherwise); where names the layer or method in the message."""
+    if not minimum <= k <= channels:
+        raise CamError(f"{name} must be between {minimum:g} and the {channels} channels{where}, not {k}")
+
+
 def cluster_channels(activations: torch.Tensor, k: int, rows: str = "raw", seed: int = 0) -> ChannelClusters:
     """k-means (k-means++ start, fixed seed) over the channels' maps; each cluster's summed map; a 2-D PCA of the
     rows for plotting."""
     channels = activations.shape[0]
-    if not 1 <= k <= channels:
-        raise CamError(f"k must be between 1 and the layer's {channels} channels, not {k}")
+    check_group_count(k, channels, where=" of the layer")
     matrix = channel_rows(activations, rows)
     distinct = len(np.unique(matrix.round(12), axis=0))
     if k > distinct:

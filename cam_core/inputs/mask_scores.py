@@ -16,7 +16,7 @@ from sklearn.cluster import SpectralClustering
 from torch import nn
 
 from cam_core.errors import CamError
-from cam_core.inputs.channel_clusters import channel_rows, cluster_channels
+from cam_core.inputs.channel_clusters import channel_rows, check_group_count, cluster_channels
 from cam_core.inputs.masking import BASELINES, SCALINGS, baseline_input, masked_inputs, normalized_masks
 from cam_core.passes.inference import Progress, chunks
 from cam_core.sharing.slots import PASSES
@@ -43,7 +43,7 @@ class MaskSpec:
     k: int = 0
     rows: str = "raw"
     seed: int = 0
-    baseline: str = "zeros"
+    baseline: str = "zero"
     align_corners: bool = False
     target: int | None = None
     denoise: float | None = None
@@ -116,8 +116,7 @@ def group_labels(activations: torch.Tensor, spec: MaskSpec) -> tuple[torch.Tenso
     channels = activations.shape[0]
     if spec.grouping == "channels":
         return None, ""
-    if not 1 <= spec.k <= channels:
-        raise CamError(f"the number of groups must be between 1 and the layer's {channels} channels, not {spec.k}")
+    check_group_count(spec.k, channels, name="the number of groups", where=f" of {spec.layer}")
     if spec.grouping == "contiguous":
         return torch.arange(channels) // -(-channels // spec.k), ""
     if spec.grouping == "kmeans":

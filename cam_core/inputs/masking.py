@@ -7,8 +7,9 @@ import torch.nn.functional as F
 
 from cam_core.errors import CamError
 from cam_core.inputs.perturbed import blurred
+from cam_core.scaling import is_blank, min_max
 
-BASELINES = ("zeros", "blur")
+BASELINES = {"zero": "the all-zero input (the training images' mean colour)", "blur": "a heavily blurred copy"}
 SCALINGS = ("minmax", "percentile")
 BLUR_SIGMA = 10.0
 OUTLIER_PERCENT = 0.1
@@ -28,12 +29,7 @@ def normalized_masks(
         return robust_masks(maps, size, align_corners)
     upsampled = F.interpolate(maps[:, None].float(), size=(size, size), mode="bilinear", align_corners=align_corners)
     flat = upsampled.flatten(1)
-    low, high = flat.min(dim=1).values, flat.max(dim=1).values
-    constant = (high - low) <= 1e-12 * torch.clamp(high.abs(), min=1.0)
-    span = torch.where(constant, torch.ones_like(high), high - low)
-    masks = (upsampled - low[:, None, None, None]) / span[:, None, None, None]
-    masks[constant] = 0.0
-    return masks, constant
+    return min_max(upsampled, dims=(1, 2, 3)), is_blank(flat.min(dim=1).values, flat.max(dim=1).values)
 
 
 def robust_masks(maps: torch.Tensor, size: int, align_corners: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,9 +44,9 @@ def robust_masks(maps: torch.Tensor, size: int, align_corners: bool = False) -> 
 
 
 def baseline_input(model_input: torch.Tensor, baseline: str, sigma: float = BLUR_SIGMA) -> torch.Tensor:
-    """The input with no evidence left in it: zeros (the normalisation's mean colour, mid-grey for inputs in
-    [-1, 1]) or a strong Gaussian blur."""
-    if baseline == "zeros":
+    """The input with no evidence left in it (one of BASELINES): zero (the normalisation's mean colour, mid-grey for
+    inputs in [-1, 1]) or a strong Gaussian blur."""
+    if baseline == "zero":
         return torch.zeros_like(model_input)
     if baseline == "blur":
         return blurred(model_input, sigma)

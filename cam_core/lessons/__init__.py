@@ -6,12 +6,15 @@
 
 A lesson reads only the Analysis' cached quantities (activations, gradients, mask and ablation scores, paths,
 guided gradients), so it runs no model pass beyond what the method itself needs; its steps end at the method's own
-map. Methods without a builder here get a generic lesson (activations → weights → map → ReLU → upsampling → overlay).
+map, which it reads from the method's own output. Each method's lesson is registered with it (cam_core.methods);
+a method without one gets the generic lesson (activations → weights → map → ReLU → upsampling → overlay).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Sequence
+
+import torch
 
 from cam_core.lessons.compare import Parting, compare_lessons
 from cam_core.lessons.generic import generic
@@ -26,40 +29,13 @@ from cam_core.lessons.steps import (
     Overlay,
     Source,
     Step,
-    Story,
-    array,
     tail,
 )
-from cam_core.registry import get_method
-
-from . import cluster, eigen, gradient, guided, multilayer, score
+from cam_core.registry import MethodOutput, get_method
 
 if TYPE_CHECKING:
     from cam_core.engine.analysis import Analysis
     from cam_core.passes.inference import Progress
-
-BUILDERS: dict[str, Callable[[Source], Story]] = {
-    "cam": gradient.cam,
-    "gradcam": gradient.gradcam,
-    "gradcampp": gradient.gradcampp,
-    "xgradcam": gradient.xgradcam,
-    "hirescam": gradient.hirescam,
-    "smoothgradcampp": gradient.smoothgradcampp,
-    "intgradcam": gradient.intgradcam,
-    "eigencam": eigen.eigencam,
-    "eigengradcam": eigen.eigengradcam,
-    "scorecam": score.scorecam,
-    "ablationcam": score.ablationcam,
-    "groupcam": cluster.groupcam,
-    "clustercam": cluster.clustercam,
-    "cosinecam": cluster.cosinecam,
-    "layercam": multilayer.layercam,
-    "zoomcam": multilayer.zoomcam,
-    "gradpolycam": multilayer.gradpolycam,
-    "polycam": multilayer.polycam,
-    "guidedbackprop": guided.guidedbackprop,
-    "guidedgradcam": guided.guidedgradcam,
-}
 
 
 def lesson(
@@ -74,18 +50,22 @@ def lesson(
     """method_id computed step by step on analysis' image for target (default: the top-1 class) at layer (multi-layer
     methods: layers, shallow to deep), with the method's params; progress(done, total) follows any model passes the
     method needs. Bad arguments raise the same CamError as Analysis.cam."""
-    card = get_method(method_id).card
+    method = get_method(method_id)
     result = analysis.cam(method_id, target, layer, layers=layers, progress=progress, **params)
-    full = {param.name: param.default for param in card.params} | params
-    source = Source(analysis, card, result.target, result.layers, full, progress)
-    steps, raw = BUILDERS.get(method_id, generic)(source)
-    ending, saliency = tail(source, raw)
-    return Lesson(card, result.target, result.label, result.layers, full, (*steps, *ending), array(raw), saliency,
-                  result.note)
+    output = MethodOutput(
+        torch.from_numpy(result.raw),
+        None if result.weights is None else torch.from_numpy(result.weights),
+        result.note,
+        None if result.rgb is None else torch.from_numpy(result.rgb),
+    )
+    source = Source(analysis, method.card, result.target, result.layers, result.params, output, progress)
+    steps = (method.lesson or generic)(source)
+    ending, saliency = tail(source, output.raw)
+    return Lesson(method.card, result.target, result.label, result.layers, result.params, (*steps, *ending),
+                  result.raw, saliency, result.note)
 
 
 __all__ = [
-    "BUILDERS",
     "STAGES",
     "Bars",
     "Chart",

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import torch
-
 from cam_core.lessons.steps import (
     SHOWN_CHANNELS,
     Heatmaps,
     Source,
     Step,
-    Story,
     activations_step,
     array,
     num,
@@ -20,23 +17,19 @@ from cam_core.lessons.steps import (
 )
 
 
-def generic(source: Source) -> Story:
+def generic(source: Source) -> list[Step]:
     """activations → weights (where the method has one per channel) → the method's map."""
-    multi = source.card.multi_layer
-    result = source.analysis.cam(source.card.id, source.target, layer=None if multi else source.layer,
-                                 layers=list(source.layers) if multi else None, progress=source.progress,
-                                 **source.params)
     acts = source.activations()
-    weights = None if result.weights is None else torch.from_numpy(result.weights)
+    weights = source.weights
     has_weights = weights is not None and weights.shape == acts.shape[:1]
     channels = top(weights if has_weights else acts.sum(dim=(1, 2)), SHOWN_CHANNELS)
     steps = [activations_step(source, channels, "the largest weights" if has_weights else "the most active")]
     if has_weights:
         steps.append(Step("weights", "The channel weights", f"{source.card.summary} {weights_text(weights)}",
                           f"{source.card.name}'s channel weights", (weight_bars(weights, "weight"),), array(weights)))
-    raw = torch.from_numpy(result.raw)
+    raw = source.raw
     steps.append(Step("map", f"{source.card.name}'s map",
                       f"{source.card.explanation} The map is {shape(raw)}, from {num(raw.min())} to {num(raw.max())}.",
                       f"{source.card.name}'s own arithmetic", (Heatmaps((("the map", array(raw)),), True),),
                       array(raw)))
-    return steps, raw
+    return steps

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Union
 import numpy as np
 import torch
 
-from cam_core.registry import MethodCard
+from cam_core.registry import MethodCard, MethodOutput
 from cam_core.render.saliency import saliency_map
+from cam_core.scaling import is_blank
 
 if TYPE_CHECKING:
     from cam_core.engine.analysis import Analysis
@@ -46,6 +47,7 @@ STAGES = {
 }
 SHOWN_CHANNELS = 4
 SHOWN_BARS = 12
+FOCUS = "the ones that add the most to the map (largest |weight × total activation|)"
 
 
 @dataclass(frozen=True)
@@ -132,15 +134,27 @@ class Lesson:
 
 @dataclass(frozen=True)
 class Source:
-    """What a lesson builder reads: the Analysis (through its public, cached accessors), the method, the class, the
-    layers (shallow to deep; the last is the layer of single-layer methods) and the full parameters."""
+    """What a lesson reads: the Analysis (through its public, cached accessors), the method, the class, the layers
+    (shallow to deep; the last is the layer of single-layer methods), the full parameters, and the method's own
+    output, which the lesson explains and never recomputes."""
 
     analysis: Analysis
     card: MethodCard
     target: int
     layers: tuple[str, ...]
     params: dict
+    output: MethodOutput
     progress: Progress | None = None
+
+    @property
+    def raw(self) -> torch.Tensor:
+        """The method's signed map: where the lesson's steps arrive."""
+        return self.output.raw
+
+    @property
+    def weights(self) -> torch.Tensor | None:
+        """The method's weights (one per channel, group or mask), where it has them."""
+        return self.output.weights
 
     @property
     def layer(self) -> str:
@@ -155,9 +169,6 @@ class Source:
 
     def gradients(self, layer: str | None = None) -> torch.Tensor:
         return self.analysis.gradients(self.target, layer or self.layer)
-
-
-Story = tuple[list[Step], torch.Tensor]
 
 
 def num(value: float) -> str:
@@ -186,8 +197,8 @@ def signed(values: torch.Tensor) -> bool:
 
 def span(values: torch.Tensor) -> str:
     """A map's range in words."""
-    low, high = float(values.min()), float(values.max())
-    if high - low <= 1e-6 * max(abs(low), abs(high), 1e-30):
+    low, high = values.min(), values.max()
+    if bool(is_blank(low, high)):
         return f"{num(low)} everywhere"
     return f"{num(low)} … {num(high)}"
 
@@ -319,6 +330,27 @@ def tail(source: Source, raw: torch.Tensor) -> tuple[list[Step], np.ndarray]:
     saliency, _ = saliency_map(raw, source.analysis.size)
     steps = [relu_step(raw)] if source.card.signed else []
     return [*steps, upsample_step(raw, saliency), overlay_step(source, saliency)], saliency
+
+
+def focus(weights: torch.Tensor, activations: torch.Tensor) -> list[int]:
+    """The channels whose weighted activations add the most to the map."""
+    return top(weights * activations.sum(dim=(1, 2)), SHOWN_CHANNELS)
+
+
+def weights_step(weights: torch.Tensor, heading: str, explain: str, how: str, *charts: Heatmaps) -> Step:
+    """A step whose result is one weight per channel, shown as bars (then any charts of how they arise)."""
+    return Step("weights", heading, f"{explain} {weights_text(weights)}", how,
+                (weight_bars(weights, "weight"), *charts), array(weights))
+
+
+def channel_weighting(source: Source, weights_of: Step, gradients: bool = True) -> list[Step]:
+    """activations → (gradients) → weights → weighted sum, for methods that weight whole channels (the weights and
+    the sum are the method's own)."""
+    acts, weights = source.activations(), source.weights
+    channels = focus(weights, acts)
+    steps = [activations_step(source, channels, FOCUS)]
+    steps += [gradients_step(source, channels)] if gradients else []
+    return [*steps, weights_of, weighted_sum_step(weights, acts, source.raw)]
 
 
 def input_pictures(source: Source, inputs: torch.Tensor, titles: list[str]) -> Montage:

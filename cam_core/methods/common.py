@@ -7,6 +7,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from cam_core.scaling import min_max
+
 
 def weighted_sum(weights: torch.Tensor, activations: torch.Tensor) -> torch.Tensor:
     """Σ_k weights[k] · activations[k]: a (C,) vector and (C, h, w) maps give one (h, w) map."""
@@ -59,12 +61,6 @@ def first_principal_component(maps: torch.Tensor, centre: bool = True) -> tuple[
     if sign_agreement(projection, matrix) < 0:
         direction, projection = -direction, -projection
     return projection.reshape(height, width).to(maps.dtype), direction.to(maps.dtype)
-
-
-def min_max(values: torch.Tensor) -> torch.Tensor:
-    """values scaled to [0, 1] (all zeros when they are constant)."""
-    low, high = values.min(), values.max()
-    return (values - low) / (high - low) if high > low else torch.zeros_like(values)
 
 
 def upsample(values: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

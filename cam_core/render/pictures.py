@@ -11,6 +11,7 @@ import plotly.colors as pc
 from PIL import Image
 
 from cam_core.errors import CamError
+from cam_core.scaling import min_max
 
 COLORMAPS = ("jet", "turbo", "viridis", "inferno", "magma", "plasma", "hot", "gray")
 DIVERGING = "RdBu_r"
@@ -74,9 +75,7 @@ def diverging(raw: np.ndarray, size: tuple[int, int] | None = None) -> Image.Ima
 def scaled_picture(values: np.ndarray, colormap: str = "viridis") -> Image.Image:
     """Any (H, W) array as a picture: min-max scaled onto the colour map (one colour when it is constant)."""
     values = np.nan_to_num(np.asarray(values, dtype=np.float32))
-    low, high = float(values.min()), float(values.max())
-    unit = (values - low) / (high - low) if high > low else np.zeros_like(values)
-    return Image.fromarray(colorize(unit, colormap))
+    return Image.fromarray(colorize(min_max(values), colormap))
 
 
 def png_bytes(image: Image.Image) -> bytes:

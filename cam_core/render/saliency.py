@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from cam_core.errors import CamError
+from cam_core.scaling import is_blank, min_max
 
 SIGNS = ("positive", "negative")
 
@@ -23,8 +24,7 @@ def saliency_map(
     signed = torch.nan_to_num(signed.float(), nan=0.0, posinf=0.0, neginf=0.0)
     kept = signed.clamp(min=0)
     upsampled = F.interpolate(kept[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
-    low, high = upsampled.min(), upsampled.max()
-    if float(high - low) <= 1e-12 * max(1.0, float(high.abs())):
+    if bool(is_blank(upsampled.min(), upsampled.max())):
         note = f"the {sign} map is empty (no position has {sign} evidence at this layer)"
         return np.zeros(size, dtype=np.float32), note
-    return ((upsampled - low) / (high - low)).numpy().astype(np.float32), ""
+    return min_max(upsampled).numpy().astype(np.float32), ""

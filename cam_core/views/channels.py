@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
+import cam_core.methods  # noqa: F401 - registers the methods whose cards say what they rank channels by
 from cam_core.engine.analysis import Analysis
 from cam_core.errors import CamError
 from cam_core.inputs.mask_scores import MaskSpec
 from cam_core.methods.score import score_gains
+from cam_core.registry import methods
 from cam_core.render.saliency import saliency_map
 
-SCORECAM_SPEC = {"grouping": "channels", "baseline": "zeros"}
+SCORECAM_SPEC = {"grouping": "channels", "baseline": "zero"}
 
-RANKINGS = {
-    "gradcam": "Grad-CAM weight (for the class)",
-    "gradcampp": "Grad-CAM++ weight (for the class)",
-    "xgradcam": "XGrad-CAM weight (for the class)",
-    "ablationcam": "Ablation-CAM weight (for the class)",
-    "scorecam": "Score-CAM contribution (for the class)",
-    "eigencam": "Eigen-CAM weight (first principal direction)",
+RANKINGS = {card.id: card.ranking for card in methods() if card.ranking} | {
     "mean": "Mean activation",
     "max": "Max activation",
 }
