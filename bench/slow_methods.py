@@ -23,10 +23,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cam_core import Explainer  # noqa: E402
+from cam_core import Explainer, methods  # noqa: E402
 from cam_core.engine.analysis import DEFAULT_PRECISION  # noqa: E402
 
-METHODS = ("scorecam", "ablationcam", "groupcam", "clustercam", "cosinecam")
+# The single-layer methods that score masked or ablated inputs (from the registry's cards).
+METHODS = tuple(card.id for card in methods()
+                if card.needs & {"mask_scores", "ablation_scores"} and not card.multi_layer)
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:

@@ -28,9 +28,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cam_core import Explainer  # noqa: E402
+from cam_core import Explainer, methods  # noqa: E402
 
-METHODS = ("cam", "gradcam", "gradcampp", "xgradcam", "hirescam", "layercam", "eigencam", "eigengradcam")
+# The methods whose class switch at one layer is one backward through the head, or nothing: they read gradients, the
+# classifier's weights or the activations alone (from the registry's cards; pyramid methods are bench/new_methods.py's).
+CARDS = {card.id: card for card in methods()
+         if card.needs - {"layer_stack"} <= {"gradients", "class_weights"} and not card.pyramid_by_default}
+METHODS = tuple(CARDS)
 COLD_TARGET = 1.5  # cold analyze + first gradcam ≤ 1.5 × (forward + backward)
 SWITCH_TARGET_MS = 5.0  # warm class switch median ≤ 5 ms
 SPEEDUP_TARGET = 10.0  # peer median / our median ≥ 10
@@ -150,15 +154,8 @@ def peer_switch(ex: Explainer, model_input: torch.Tensor, classes: list[int]) ->
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
     except ImportError as exc:
         return {method: f"pytorch-grad-cam missing ({exc})" for method in METHODS}
-    peers = {
-        "gradcam": pgc.GradCAM,
-        "gradcampp": pgc.GradCAMPlusPlus,
-        "xgradcam": pgc.XGradCAM,
-        "hirescam": pgc.HiResCAM,
-        "layercam": pgc.LayerCAM,
-        "eigencam": pgc.EigenCAM,
-        "eigengradcam": pgc.EigenGradCAM,
-    }
+    peers = {card.id: getattr(pgc, peer.name) for card in CARDS.values() for peer in card.peers
+             if peer.library == "pytorch-grad-cam"}
     results: dict[str, list[float] | str] = {}
     for method in METHODS:
         cls = peers.get(method)
@@ -265,7 +262,8 @@ def main() -> int:
     widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
 
     def line(cells) -> str:
-        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        pairs = enumerate(zip(cells, widths, strict=True))
+        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in pairs)
 
     print(f"\n[5] summary ({args.model}, {picture_name}, torch {torch.__version__}, {torch.get_num_threads()} threads)")
     print(line(header))

@@ -5,7 +5,7 @@ Everything the pages, the CLI, the README and the tests list about methods is re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -16,7 +16,6 @@ from cam_core.inputs.channel_clusters import check_group_count
 if TYPE_CHECKING:
     from cam_core.inputs.mask_scores import AblationScores, MaskScores, MaskSpec
     from cam_core.inputs.perturbed import PathSpec
-    from cam_core.lessons.steps import Source, Step
 
 COSTS = ("instant", "fast", "slow")
 NEEDS = frozenset(
@@ -186,7 +185,7 @@ class MethodOutput:
 
 
 MethodFn = Callable[..., MethodOutput]
-LessonFn = Callable[["Source"], "list[Step]"]
+LessonFn = Callable[[Any], list]  # a cam_core.lessons.steps.Source → its list of Steps (lessons sit above the registry)
 
 
 @dataclass(frozen=True)

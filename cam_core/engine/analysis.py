@@ -21,7 +21,7 @@ from cam_core.inputs.mask_scores import (
     score_masks,
 )
 from cam_core.inputs.perturbed import PathSpec, path_inputs
-from cam_core.methods.gradient import gradcam_weights
+from cam_core.methods.common import gradcam_weights
 from cam_core.models.layouts import Layout
 from cam_core.passes.hooks import InputPass, LayerPass
 from cam_core.passes.inference import Progress

@@ -37,10 +37,9 @@ def _tested(card: MethodCard) -> str:
 def markdown_table() -> str:
     """One row per method: id, name, cost, the published definition, what we compute by default, the variants its
     parameters offer, and what the tests check it against."""
-    rows = [
-        "| id | name | cost | published definition | what we compute by default | variants (parameters) | tested against |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    header = ("id", "name", "cost", "published definition", "what we compute by default", "variants (parameters)",
+              "tested against")
+    rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for card in methods():
         cells = (f"`{card.id}`", card.name, card.cost, card.definition or card.paper, card.differs or "the same",
                  _variants(card.params), _tested(card))

@@ -15,6 +15,11 @@ def weighted_sum(weights: torch.Tensor, activations: torch.Tensor) -> torch.Tens
     return torch.einsum("k,khw->hw", weights, activations)
 
 
+def gradcam_weights(gradients: torch.Tensor) -> torch.Tensor:
+    """Grad-CAM's (C,) channel weights: each channel's gradient averaged over its positions."""
+    return gradients.mean(dim=(1, 2))
+
+
 def position_matrix(maps: torch.Tensor) -> torch.Tensor:
     """The (h·w, C) float64 matrix of (C, h, w) maps: one row per position, one column per channel."""
     return maps.reshape(maps.shape[0], -1).T.double()

@@ -24,7 +24,7 @@ from cam_core.lessons.steps import (
     weighted_sum_step,
     weights_step,
 )
-from cam_core.methods.common import weighted_sum
+from cam_core.methods.common import gradcam_weights, weighted_sum
 from cam_core.registry import CamInputs, MethodCard, MethodOutput, Param, Peer, register
 
 EPS = 1e-7
@@ -97,11 +97,6 @@ def gradcam(inputs: CamInputs) -> MethodOutput:
     """Spatially averaged gradients × activations."""
     weights = gradcam_weights(inputs.gradients)
     return MethodOutput(weighted_sum(weights, inputs.activations), weights)
-
-
-def gradcam_weights(gradients: torch.Tensor) -> torch.Tensor:
-    """Grad-CAM's (C,) channel weights: each channel's gradient averaged over its positions."""
-    return gradients.mean(dim=(1, 2))
 
 
 GRADCAMPP = MethodCard(

@@ -19,8 +19,8 @@ from cam_core.lessons.steps import (
     shape,
     weighted_sum_step,
 )
-from cam_core.methods.common import upsample, weighted_sum
-from cam_core.methods.gradient import gradcam_weights, mean_gradient_step
+from cam_core.methods.common import gradcam_weights, upsample, weighted_sum
+from cam_core.methods.gradient import mean_gradient_step
 from cam_core.registry import CamInputs, MethodCard, MethodOutput, Peer, register
 from cam_core.render.pictures import gradient_picture
 from cam_core.scaling import min_max

@@ -26,8 +26,8 @@ from cam_core.lessons.steps import (
     weight_bars,
     weighted_sum_step,
 )
-from cam_core.methods.common import finest_size, fuse_signed, upsample, weighted_sum
-from cam_core.methods.gradient import POOLING_HEAD, gradcam_weights, gradient_map, mean_gradient_step
+from cam_core.methods.common import finest_size, fuse_signed, gradcam_weights, upsample, weighted_sum
+from cam_core.methods.gradient import POOLING_HEAD, gradient_map, mean_gradient_step
 from cam_core.registry import CamInputs, LayerInputs, MethodCard, MethodOutput, Param, Peer, register
 from cam_core.scaling import min_max
 

@@ -73,7 +73,7 @@ def _rename_in_order(module: nn.Module, state: dict[str, torch.Tensor], what: st
     if len(ours) != len(theirs):
         raise CamError(f"{what} has {len(theirs)} tensors, the architecture {len(ours)}")
     renamed = {}
-    for mine, other in zip(ours, theirs):
+    for mine, other in zip(ours, theirs, strict=True):
         if state[other].shape != expected[mine].shape:
             raise CamError(f"{what}: tensor {other} {tuple(state[other].shape)} does not fit {mine}")
         renamed[mine] = state[other]

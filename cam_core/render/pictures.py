@@ -114,7 +114,7 @@ def grid(pictures: list[Image.Image], titles: list[str], columns: int = 4, width
     used_columns = min(columns, len(scaled))
     sheet = Image.new("RGB", (used_columns * (width + gap) + gap, rows * (cell_height + gap) + gap), "white")
     draw = ImageDraw.Draw(sheet)
-    for index, (picture, title) in enumerate(zip(scaled, titles)):
+    for index, (picture, title) in enumerate(zip(scaled, titles, strict=True)):
         x = gap + (index % columns) * (width + gap)
         y = gap + (index // columns) * (cell_height + gap)
         draw.text((x + 2, y + 4), title, fill=(20, 20, 20), font=font)
