@@ -2,55 +2,52 @@
 
 from __future__ import annotations
 
+import numpy as np
 import plotly.express as px
 import streamlit as st
 
+from cam_core import Analysis
+from cam_core.inputs.channel_clusters import ChannelClusters
 from cam_core.render.pictures import overlay
 from cam_core.render.saliency import saliency_map
 from cam_core.views.channels import cluster_gains
-from pages import current_analysis, current_explainer, current_target, friendly_errors, layer_picker, page_setup
+from pages.ui.errors import friendly_errors
+from pages.ui.frame import page
+from pages.ui.widgets import layer_picker
 
 ROW_LABELS = {"raw": "Raw maps (Euclidean)", "l2": "L2-normalised maps (cosine, as Cosine-CAM)"}
 COLUMNS = 4
+CHART = {"displayModeBar": False}
 
-page_setup("Clusters", "Channels that fire in the same places form groups. k-means finds them; each group's summed "
-            "map shows one part of what the layer sees.")
-with friendly_errors():
-    explainer = current_explainer()
-    analysis = current_analysis()
-    target = current_target(analysis)
-    c1, c2, c3 = st.columns([1.2, 1.2, 1.6])
-    with c1:
-        layer = layer_picker("clusters_layer")
-    channels = analysis.activations(layer).shape[0]
-    k = c2.slider("k (number of clusters)", 2, min(32, channels), min(8, channels), key="clusters_k")
-    rows = c3.radio("Cluster the channels by", list(ROW_LABELS), format_func=ROW_LABELS.get, key="clusters_rows",
-                    horizontal=True)
-    with st.spinner("Clustering the channels…"):
-        clusters = analysis.clusters(k, rows=rows, layer=layer)
-    names = [f"cluster {i}" for i in range(k)]
+
+def overview(clusters: ChannelClusters, names: list[str], channels: int) -> None:
+    """The clusters' sizes, and the channels on their first two principal components coloured by cluster."""
     left, right = st.columns([1, 2])
     sizes = px.bar(x=names, y=clusters.sizes, labels={"x": "", "y": "channels"}, title="Cluster sizes",
                    color=names, color_discrete_sequence=px.colors.qualitative.Dark24)
     sizes.update_layout(height=320, showlegend=False, margin=dict(l=0, r=0, t=40, b=0))
-    left.plotly_chart(sizes, width="stretch", config={"displayModeBar": False})
+    left.plotly_chart(sizes, width="stretch", config=CHART)
     explained = ", ".join(f"{v:.0%}" for v in clusters.explained)
     scatter = px.scatter(x=clusters.projection[:, 0], y=clusters.projection[:, 1],
-                         color=[names[i] for i in clusters.labels], hover_name=[f"channel {c}" for c in
-                                                                                range(channels)],
+                         color=[names[i] for i in clusters.labels],
+                         hover_name=[f"channel {c}" for c in range(channels)],
                          labels={"x": "PC 1", "y": "PC 2", "color": ""},
                          title=f"Channels on their first two principal components (variance explained: {explained})",
                          color_discrete_sequence=px.colors.qualitative.Dark24,
                          category_orders={"color": names})
     scatter.update_layout(height=320, margin=dict(l=0, r=0, t=40, b=0))
     scatter.update_traces(marker=dict(size=6, opacity=0.8))
-    right.plotly_chart(scatter, width="stretch", config={"displayModeBar": False})
+    right.plotly_chart(scatter, width="stretch", config=CHART)
 
+
+def worth(analysis: Analysis, class_name: str, target: int, layer: str, k: int, rows: str,
+          names: list[str]) -> np.ndarray:
+    """Each cluster's score gain for the class, next to the CAM that weights the clusters by them; the gains."""
     method = "cosinecam" if rows == "l2" else "clustercam"
     with st.spinner(f"Scoring the {k} clusters as masks (one pass each)…"):
         result = analysis.cam(method, target=target, layer=layer, groups=k)
     gains = cluster_gains(analysis, layer, k, rows, target)
-    st.subheader(f"What each cluster is worth to “{explainer.labels[target]}”", divider="gray")
+    st.subheader(f"What each cluster is worth to “{class_name}”", divider="gray")
     st.caption("Each cluster's summed map, scaled to [0, 1], keeps the image where it is high and a blurred copy "
                "elsewhere; the network's probability for the class on that image, minus its probability on the "
                "blurred image, is the cluster's score gain. Group-CAM, Cluster-CAM and Cosine-CAM weight the "
@@ -59,16 +56,42 @@ with friendly_errors():
     bars = px.bar(x=names, y=gains, labels={"x": "", "y": "score gain"}, color=names,
                   color_discrete_sequence=px.colors.qualitative.Dark24)
     bars.update_layout(height=300, showlegend=False, margin=dict(l=0, r=0, t=10, b=0))
-    left.plotly_chart(bars, width="stretch", config={"displayModeBar": False})
+    left.plotly_chart(bars, width="stretch", config=CHART)
     right.image(overlay(analysis.image, result.saliency, alpha=0.55), width="stretch",
                 caption=f"{'Cosine-CAM' if rows == 'l2' else 'Cluster-CAM'} with these {k} clusters"
                 + (f" · {result.note}" if result.note else ""))
+    return gains
 
-    st.subheader("Each cluster's summed map", divider="gray")
-    columns = st.columns(COLUMNS)
-    for index in range(k):
-        saliency, note = saliency_map(clusters.maps[index], analysis.size)
-        with columns[index % COLUMNS]:
-            st.image(overlay(analysis.image, saliency, alpha=0.55), width="stretch",
-                     caption=f"cluster {index} · {clusters.sizes[index]} channels · gain {gains[index]:+.3f}"
-                     + (f" · {note}" if note else ""))
+
+def clusters() -> None:
+    """k-means clusters of the chosen layer's channels: their sizes and spread, their worth, and their maps."""
+    subject = page("Clusters", "Channels that fire in the same places form groups. k-means finds them; each group's "
+                   "summed map shows one part of what the layer sees.")
+    if subject is None:
+        return
+    explainer, analysis, target = subject
+    with friendly_errors():
+        c1, c2, c3 = st.columns([1.2, 1.2, 1.6])
+        with c1:
+            layer = layer_picker(explainer, "clusters_layer")
+        channels = analysis.activations(layer).shape[0]
+        k = c2.slider("k (number of clusters)", 2, min(32, channels), min(8, channels), key="clusters_k")
+        rows = c3.radio("Cluster the channels by", list(ROW_LABELS), format_func=ROW_LABELS.get,
+                        key="clusters_rows", horizontal=True)
+        with st.spinner("Clustering the channels…"):
+            found = analysis.clusters(k, rows=rows, layer=layer)
+        names = [f"cluster {i}" for i in range(k)]
+        overview(found, names, channels)
+        gains = worth(analysis, explainer.labels[target], target, layer, k, rows, names)
+
+        st.subheader("Each cluster's summed map", divider="gray")
+        columns = st.columns(COLUMNS)
+        for index in range(k):
+            saliency, note = saliency_map(found.maps[index], analysis.size)
+            with columns[index % COLUMNS]:
+                st.image(overlay(analysis.image, saliency, alpha=0.55), width="stretch",
+                         caption=f"cluster {index} · {found.sizes[index]} channels · gain {gains[index]:+.3f}"
+                         + (f" · {note}" if note else ""))
+
+
+clusters()

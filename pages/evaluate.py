@@ -4,7 +4,6 @@ Confidence) and whether it depends on what the model learned (the model-paramete
 from __future__ import annotations
 
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import NamedTuple
 
@@ -14,16 +13,20 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 import torch
+from pandas.io.formats.style import Styler
 from PIL import Image
 from plotly.subplots import make_subplots
 
-from cam_core import CamError, methods
-from cam_core.engine.lru import ByteLRU
+from cam_core import Analysis, CamError, CamResult, Explainer, MethodCard, SanityReport, methods
 from cam_core.evaluation.metrics import BASELINES
-from cam_core.evaluation.sanity import edge_map, randomisation_check
+from cam_core.evaluation.sanity import SanityStep, edge_map, randomisation_check
 from cam_core.evaluation.scoring import MapScores, score_map
 from cam_core.render.pictures import overlay
-from pages import class_label, current_analysis, current_explainer, current_target, friendly_errors, page_setup
+from pages.ui.errors import friendly_errors
+from pages.ui.frame import page
+from pages.ui.resources import result_store
+from pages.ui.state import class_label
+from pages.ui.widgets import ProgressLine, format_seconds, progress_callback
 
 DEFAULT_METHODS = ["gradcam", "gradcampp", "layercam", "eigencam", "gradpolycam"]
 DEFAULT_STEPS = 20
@@ -40,13 +43,14 @@ KEPT_CHECKS = 256 * 2**20
 BEST = "background-color: #d8f0dc; font-weight: 600"
 
 
-def remembered(key: str, default):
+def remembered(key: str, default: object) -> None:
     """Seed widget key from the last value this session chose (widget state is dropped when another page runs)."""
     if key not in st.session_state:
         st.session_state[key] = st.session_state.get(f"{key}_kept", default)
 
 
 def keep(key: str) -> None:
+    """Widget callback: remember key's value for when this page runs again."""
     st.session_state[f"{key}_kept"] = st.session_state[key]
 
 
@@ -62,26 +66,16 @@ class Scored(NamedTuple):
         return self.scores.nbytes + len(self.note)
 
 
-@st.cache_resource(show_spinner=False)
-def kept(name: str, max_bytes: int) -> ByteLRU:
-    """One store per kind of result for the whole server (the results depend only on the model, the image, the
-    class and the settings, so every session shares them), bounded in bytes."""
-    return ByteLRU(max_bytes)
-
-
-def format_seconds(seconds: float) -> str:
-    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
-
-
 def score_worker_setup(threads: int) -> None:
     """A scoring thread runs torch with as many intra-op threads as the page's own (one in the dashboard)."""
     torch.set_num_threads(threads)
 
 
-def compute_scores(analysis, cards: dict, todo: list[str], target: int, steps: int, baseline: str) -> None:
+def compute_scores(analysis: Analysis, cards: dict[str, MethodCard], todo: list[str], target: int, steps: int,
+                   baseline: str) -> None:
     """The maps of the methods in todo, then their deletion and insertion curves, kept for every session per (model,
     image, class, method, steps, baseline), under one progress bar. A method that cannot run here is a warning."""
-    progress = st.progress(0.0, text="Scoring the maps…")
+    progress = ProgressLine("Scoring the maps…")
     try:
         maps = compute_maps(analysis, cards, todo, target, progress)
         score_maps(analysis, cards, maps, target, steps, baseline, progress)
@@ -89,20 +83,16 @@ def compute_scores(analysis, cards: dict, todo: list[str], target: int, steps: i
         progress.empty()
 
 
-def compute_maps(analysis, cards: dict, todo: list[str], target: int, progress) -> dict:
+def compute_maps(analysis: Analysis, cards: dict[str, MethodCard], todo: list[str], target: int,
+                 progress: ProgressLine) -> dict[str, CamResult]:
     """Each method's map, one after another; the slow ones report their model passes (first half of the bar)."""
     units = 2 * len(todo)
     maps = {}
     for position, method_id in enumerate(todo):
         card = cards[method_id]
-        started = time.perf_counter()
-
-        def on_progress(done: int, total: int, card=card, started=started, position=position) -> None:
-            left = (time.perf_counter() - started) / max(done, 1) * (total - done)
-            progress.progress((position + done / max(total, 1)) / units,
-                              text=f"{card.name}: {done} of {total} model passes for the map · about {left:.0f} s left")
-
-        progress.progress(position / units, text=f"{card.name}: computing the map…")
+        on_progress = progress_callback(progress, card.name, "model passes for the map", start=position / units,
+                                        share=1 / units)
+        progress.update(position / units, f"{card.name}: computing the map…")
         try:
             maps[method_id] = analysis.cam(method_id, target=target, progress=on_progress)
         except CamError as exc:
@@ -110,12 +100,13 @@ def compute_maps(analysis, cards: dict, todo: list[str], target: int, progress) 
     return maps
 
 
-def score_maps(analysis, cards: dict, maps: dict, target: int, steps: int, baseline: str, progress) -> None:
+def score_maps(analysis: Analysis, cards: dict[str, MethodCard], maps: dict[str, CamResult], target: int, steps: int,
+               baseline: str, progress: ProgressLine) -> None:
     """The maps' curves and confidence change on WORKERS threads of the model's private inference copy (second half
     of the bar)."""
-    store = kept("scores", KEPT_SCORES)
+    store = result_store("scores", KEPT_SCORES)
     passes = 2 * (steps + 1) + 2
-    progress.progress(0.5, text=f"Deletion and insertion curves: {passes} model passes per method…")
+    progress.update(0.5, f"Deletion and insertion curves: {passes} model passes per method…")
     with ThreadPoolExecutor(WORKERS, initializer=score_worker_setup, initargs=(torch.get_num_threads(),)) as pool:
         futures = {
             pool.submit(score_map, analysis, result.saliency, target, steps=steps, baseline=baseline): method_id
@@ -131,7 +122,7 @@ def score_maps(analysis, cards: dict, maps: dict, target: int, steps: int, basel
                 continue
             store.put((analysis.explainer.name, analysis.key, target, method_id, steps, baseline),
                       Scored(result.seconds, result.note, scores))
-            progress.progress(0.5 + 0.5 * done / len(maps), text=f"Scored {card.name} ({done} of {len(maps)})")
+            progress.update(0.5 + 0.5 * done / len(maps), f"Scored {card.name} ({done} of {len(maps)})")
 
 
 def curves_figure(rows: list[tuple], colours: dict[str, str], class_name: str) -> go.Figure:
@@ -165,6 +156,7 @@ def curves_figure(rows: list[tuple], colours: dict[str, str], class_name: str) -
 
 
 def score_table(rows: list[tuple]) -> pd.DataFrame:
+    """One row of scores and times per method."""
     return pd.DataFrame(
         [
             {
@@ -183,7 +175,7 @@ def score_table(rows: list[tuple]) -> pd.DataFrame:
     )
 
 
-def styled(table: pd.DataFrame):
+def styled(table: pd.DataFrame) -> Styler:
     """The table with the best value of each score column highlighted."""
     style = table.style.format({
         "Deletion AUC ↓": "{:.3f}", "Insertion AUC ↑": "{:.3f}", "Average Drop % ↓": "{:.1f}",
@@ -198,6 +190,7 @@ def styled(table: pd.DataFrame):
 
 
 def best_line(table: pd.DataFrame) -> str:
+    """The best method by each score, in words, and the methods whose map alone raises the confidence."""
     def best(column: str, title: str, lowest: bool, fmt: str, unit: str = "") -> str:
         row = table.loc[table[column].idxmin() if lowest else table[column].idxmax()]
         return f"{title} **{row['Method']}** ({row[column]:{fmt}}{unit})"
@@ -209,7 +202,8 @@ def best_line(table: pd.DataFrame) -> str:
             + ". The map's pixels alone raise the confidence for: " + (", ".join(gains) if gains else "none") + ".")
 
 
-def faithfulness(explainer, analysis, target: int, cards: dict) -> None:
+def faithfulness(explainer: Explainer, analysis: Analysis, target: int, cards: dict[str, MethodCard]) -> None:
+    """The chosen methods' deletion and insertion curves, their score table and its download."""
     chosen = st.multiselect("Methods", list(cards), key="evaluate_methods", format_func=lambda i: cards[i].name,
                             on_change=keep, args=("evaluate_methods",),
                             help="Slow methods (many model passes) show a progress bar the first time.")
@@ -225,7 +219,7 @@ def faithfulness(explainer, analysis, target: int, cards: dict) -> None:
         st.info("Choose at least one method.", icon=":material/touch_app:")
         return
     colours = {method_id: PALETTE[position % len(PALETTE)] for position, method_id in enumerate(chosen)}
-    store = kept("scores", KEPT_SCORES)
+    store = result_store("scores", KEPT_SCORES)
     keys = {method_id: (explainer.name, analysis.key, target, method_id, steps, baseline) for method_id in chosen}
     todo = [method_id for method_id in chosen if store.get(keys[method_id]) is None]
     if todo:
@@ -252,7 +246,7 @@ def faithfulness(explainer, analysis, target: int, cards: dict) -> None:
                        on_click="ignore", icon=":material/download:", key="evaluate_csv")
 
 
-def edge_detector(explainer, image, target):
+def edge_detector(explainer: Explainer, image: Image.Image, target: int) -> np.ndarray:
     """The negative control: a Sobel edge map, the same whatever the model."""
     return edge_map(image)
 
@@ -265,11 +259,12 @@ def strip_picture(image: Image.Image, saliency: np.ndarray) -> Image.Image:
     return overlay(shown, np.clip(np.asarray(resized), 0, 1), alpha=0.55, colormap="jet")
 
 
-def step_name(step) -> str:
+def step_name(step: SanityStep) -> str:
+    """The last block a step randomised, or original."""
     return step.randomised[-1] if step.randomised else "original"
 
 
-def sanity_figure(report, threshold: float = THRESHOLD) -> go.Figure:
+def sanity_figure(report: SanityReport, threshold: float = THRESHOLD) -> go.Figure:
     """Spearman ρ and SSIM of each step's map against the original's, and the pass line."""
     names = [step_name(step) for step in report.steps]
     figure = go.Figure()
@@ -286,7 +281,8 @@ def sanity_figure(report, threshold: float = THRESHOLD) -> go.Figure:
     return figure
 
 
-def sanity_check(explainer, analysis, target: int, cards: dict) -> None:
+def sanity_check(explainer: Explainer, analysis: Analysis, target: int, cards: dict[str, MethodCard]) -> None:
+    """The model-randomisation check of one method (or the edge-detector control), run on request and kept."""
     st.subheader("Sanity check: randomise the model", divider="gray")
     st.caption("Adebayo et al. (NeurIPS 2018): a map that explains the *model* must change when its learned weights "
                "are replaced by random ones. Here a copy of the model is randomised block by block from the top "
@@ -304,22 +300,15 @@ def sanity_check(explainer, analysis, target: int, cards: dict) -> None:
     run = right.button("Run the sanity check", key="evaluate_sanity_run", icon=":material/science:",
                        type="primary", width="stretch")
     key = (explainer.name, analysis.key, target, method, checkpoints)
-    store = kept("sanity", KEPT_CHECKS)
+    store = result_store("sanity", KEPT_CHECKS)
     report = store.get(key)
     if run and report is None:
-        progress = st.progress(0.0, text="Randomising the model…")
+        progress = ProgressLine("Randomising the model…")
         name = "Edge detector" if method == EDGE else cards[method].name
-        started = time.perf_counter()
-
-        def on_progress(done: int, total: int) -> None:
-            left_seconds = (time.perf_counter() - started) / max(done, 1) * (total - done)
-            progress.progress(done / max(total, 1), text=f"{name}: {done} of {total} maps · about "
-                              f"{left_seconds:.0f} s left")
-
         try:
             report = randomisation_check(explainer, analysis.image, edge_detector if method == EDGE else method,
                                          target=target, checkpoints=checkpoints, threshold=THRESHOLD,
-                                         progress=on_progress)
+                                         progress=progress_callback(progress, name, "maps"))
         finally:
             progress.empty()
         store.put(key, report)
@@ -343,21 +332,26 @@ def sanity_check(explainer, analysis, target: int, cards: dict) -> None:
                "maps are at the model's input size, shown over the image.")
 
 
-page_setup("Evaluate", "How faithful is each map to the model? Deletion: remove the most salient pixels first, the "
-           "class probability should fall fast (lower AUC is better); insertion: add them first, it should rise fast "
-           "(higher is better); Average Drop lower is better; Increase in Confidence “yes” is good.")
-with friendly_errors():
-    explainer = current_explainer()
-    analysis = current_analysis()
-    target = current_target(analysis)
-    cards = {card.id: card for card in methods()}
-    remembered("evaluate_methods", [i for i in DEFAULT_METHODS if i in cards])
-    remembered("evaluate_steps", DEFAULT_STEPS)
-    remembered("evaluate_baseline", BASELINES[0])
-    remembered("evaluate_sanity_method", "gradcam")
-    remembered("evaluate_checkpoints", DEFAULT_CHECKPOINTS)
-    st.markdown(f"**Explaining:** {class_label(explainer, analysis, target)}")
+def evaluate() -> None:
+    """The chosen methods' faithfulness curves and scores, and the model-randomisation check of one method."""
+    subject = page("Evaluate", "How faithful is each map to the model? Deletion: remove the most salient pixels first, "
+                   "the class probability should fall fast (lower AUC is better); insertion: add them first, it should "
+                   "rise fast (higher is better); Average Drop lower is better; Increase in Confidence “yes” is good.")
+    if subject is None:
+        return
+    explainer, analysis, target = subject
     with friendly_errors():
-        faithfulness(explainer, analysis, target, cards)
-    with friendly_errors():
-        sanity_check(explainer, analysis, target, cards)
+        cards = {card.id: card for card in methods()}
+        remembered("evaluate_methods", [i for i in DEFAULT_METHODS if i in cards])
+        remembered("evaluate_steps", DEFAULT_STEPS)
+        remembered("evaluate_baseline", BASELINES[0])
+        remembered("evaluate_sanity_method", "gradcam")
+        remembered("evaluate_checkpoints", DEFAULT_CHECKPOINTS)
+        st.markdown(f"**Explaining:** {class_label(explainer, analysis, target)}")
+        with friendly_errors():
+            faithfulness(explainer, analysis, target, cards)
+        with friendly_errors():
+            sanity_check(explainer, analysis, target, cards)
+
+
+evaluate()

@@ -8,21 +8,14 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 from plotly.subplots import make_subplots
+from streamlit.delta_generator import DeltaGenerator
 
-from cam_core import methods
+from cam_core import Analysis, Explainer, MethodCard, methods
 from cam_core.lessons import Bars, Chart, Heatmaps, Lesson, Line, Montage, Overlay, Step, compare_lessons, lesson
 from cam_core.render.pictures import diverging, overlay, scaled_picture
-from pages import (
-    current_analysis,
-    current_explainer,
-    current_target,
-    friendly_errors,
-    layer_picker,
-    page_setup,
-    param_range,
-    param_widget,
-    stack_choices,
-)
+from pages.ui.errors import friendly_errors
+from pages.ui.frame import page
+from pages.ui.widgets import ProgressLine, layer_picker, method_card, param_widget, progress_callback, stack_choices
 
 PLOT_SIDE = 64
 TILE_HEIGHT = 250
@@ -77,6 +70,7 @@ def bars(chart: Bars, compact: bool) -> None:
 
 
 def line(chart: Line, compact: bool) -> None:
+    """A curve over its steps (1, 2, …)."""
     figure = go.Figure(go.Scatter(x=list(range(1, len(chart.values) + 1)), y=chart.values, mode="lines+markers",
                                   marker_size=4, line_color=RED))
     figure.update_layout(title=dict(text=chart.title, font_size=13), height=COMPACT_HEIGHT if compact else 260,
@@ -101,23 +95,8 @@ def draw(chart: Chart, image: Image.Image, compact: bool = False) -> None:
                  width="stretch" if compact else 520)
 
 
-def show_card(card) -> None:
-    """The method's card: idea, formula, strengths, weaknesses, parameters, paper."""
-    with st.container(border=True):
-        scope = "class-specific" if card.class_specific else "not class-specific"
-        st.markdown(f"**{card.name}** · {card.family} · cost: {card.cost} · {scope}")
-        st.markdown(card.explanation)
-        for part in card.formula.split(r"\qquad"):
-            st.latex(part.strip())
-        left, middle, right = st.columns(3)
-        left.markdown("**Strengths**\n" + "".join(f"\n- {item}" for item in card.strengths))
-        middle.markdown("**Weaknesses**\n" + "".join(f"\n- {item}" for item in card.weaknesses))
-        right.markdown("**Parameters**\n" + ("".join(f"\n- `{p.name}` ({param_range(p)}): {p.help}"
-                                                     for p in card.params) or "\nnone"))
-        st.caption(f"Paper: {card.paper}")
-
-
 def show_step(number: int, step: Step, image: Image.Image) -> None:
+    """A step of the lesson, framed, with all its charts."""
     with st.container(border=True):
         st.subheader(f"{number}. {step.heading}")
         st.markdown(step.text)
@@ -135,7 +114,7 @@ def compact_step(number: int, step: Step, image: Image.Image, parting: bool) -> 
             draw(step.charts[0], image, compact=True)
 
 
-def settings(card, explainer, column) -> dict:
+def settings(card: MethodCard, explainer: Explainer, column: DeltaGenerator) -> dict:
     """The method's layer (or layers) in column, and its parameters in an expander below it."""
     with column:
         if card.multi_layer:
@@ -145,7 +124,7 @@ def settings(card, explainer, column) -> dict:
                                     help="Shallow to deep; the lesson shows each layer's map and how they combine.")
             chosen = {"layers": sorted(picked, key=choices.index) or None}
         else:
-            chosen = {"layer": layer_picker("learn_layer")}
+            chosen = {"layer": layer_picker(explainer, "learn_layer")}
         if card.params:
             with st.expander("Method settings", icon=":material/tune:"):
                 for param in card.params:
@@ -153,20 +132,17 @@ def settings(card, explainer, column) -> dict:
     return chosen
 
 
-def computed(analysis, card, target, chosen: dict) -> Lesson:
+def computed(analysis: Analysis, card: MethodCard, target: int, chosen: dict) -> Lesson:
     """The lesson, with a progress bar while the method runs the model passes it needs (once per image)."""
-    bar = st.empty()
-
-    def progress(done: int, total: int) -> None:
-        bar.progress(done / max(total, 1), text=f"{card.name}: {done} of {total} model passes (once for this image)")
-
+    bar = ProgressLine(f"Taking {card.name} apart…", hidden=True)
+    progress = progress_callback(bar, card.name, "model passes (once for this image)")
     with st.spinner(f"Taking {card.name} apart…"):
         found = lesson(analysis, card.id, target, progress=progress, **chosen)
     bar.empty()
     return found
 
 
-def partner_settings(card, other, chosen: dict, explainer) -> dict:
+def partner_settings(card: MethodCard, other: MethodCard, chosen: dict, explainer: Explainer) -> dict:
     """The second method at the first one's layer (multi-layer methods: the same layers, or the pyramid)."""
     layers = chosen.get("layers") or ([chosen["layer"]] if "layer" in chosen else explainer.model.pyramid())
     if other.multi_layer:
@@ -174,45 +150,58 @@ def partner_settings(card, other, chosen: dict, explainer) -> dict:
     return {"layer": layers[-1]}
 
 
-page_setup("Learn", "Every method taken apart on your image: the numbers it computes, step by step, from the "
-           "activations to the map. Then two methods side by side, and where they part ways.")
-cards = {card.id: card for card in methods()}
-with friendly_errors():
-    explainer = current_explainer()
-    analysis = current_analysis()
-    target = current_target(analysis)
-    left, right = st.columns([3, 2])
-    st.session_state.setdefault("learn_method", "gradcam")
-    method = left.selectbox("Method", list(cards), key="learn_method",
-                            format_func=lambda i: f"{cards[i].name} · {cards[i].family}")
-    card = cards[method]
-    chosen = settings(card, explainer, right)
-    show_card(card)
-    story = computed(analysis, card, target, chosen)
-    st.header(f"{card.name} on your image, step by step", divider="gray")
-    st.caption(f"Class “{story.label}” ({story.target}) · layer{'s' if len(story.layers) > 1 else ''} "
-               f"{', '.join(story.layers)}" + (f" · {story.note}" if story.note else ""))
-    for number, step in enumerate(story.steps, start=1):
-        show_step(number, step, analysis.image)
+def differ(analysis: Analysis, cards: dict[str, MethodCard], story: Lesson, chosen: dict) -> None:
+    """A second method's lesson next to the first from the step where the two part ways."""
+    card, explainer = story.card, analysis.explainer
+    method = card.id
+    st.session_state.setdefault(f"learn_other_{method}", "gradcampp" if method == "gradcam" else "gradcam")
+    second = st.selectbox("Compare with", [i for i in cards if i != method], key=f"learn_other_{method}",
+                          format_func=lambda i: f"{cards[i].name} · {cards[i].family}")
+    other = computed(analysis, cards[second], story.target, partner_settings(card, cards[second], chosen, explainer))
+    parting = compare_lessons(story, other)
+    if parting is None:
+        st.success(f"{card.name} and {cards[second].name} give the same numbers at every step here.",
+                   icon=":material/check_circle:")
+        return
+    st.info(parting.summary, icon=":material/call_split:")
+    if parting.shared:
+        st.markdown("**The same in both:** " + " · ".join(
+            f"{n}. {step.heading}" for n, step in enumerate(story.steps[: parting.index], start=1)))
+    columns = st.columns(2, gap="medium")
+    for column, told in zip(columns, (story, other), strict=True):
+        with column:
+            st.markdown(f"#### {told.card.name}")
+            for number, step in enumerate(told.steps[parting.index:], start=parting.index + 1):
+                compact_step(number, step, analysis.image, number == parting.index + 1)
 
-    st.header("Why does it differ?", divider="gray")
+
+def learn() -> None:
+    """One method's lesson on the user's image, step by step, then where a second method parts from it."""
+    subject = page("Learn", "Every method taken apart on your image: the numbers it computes, step by step, from "
+                   "the activations to the map. Then two methods side by side, and where they part ways.")
+    if subject is None:
+        return
+    explainer, analysis, target = subject
+    cards = {card.id: card for card in methods()}
     with friendly_errors():
-        st.session_state.setdefault(f"learn_other_{method}", "gradcampp" if method == "gradcam" else "gradcam")
-        second = st.selectbox("Compare with", [i for i in cards if i != method], key=f"learn_other_{method}",
-                              format_func=lambda i: f"{cards[i].name} · {cards[i].family}")
-        other = computed(analysis, cards[second], target, partner_settings(card, cards[second], chosen, explainer))
-        parting = compare_lessons(story, other)
-        if parting is None:
-            st.success(f"{card.name} and {cards[second].name} give the same numbers at every step here.",
-                       icon=":material/check_circle:")
-        else:
-            st.info(parting.summary, icon=":material/call_split:")
-            if parting.shared:
-                st.markdown("**The same in both:** " + " · ".join(
-                    f"{n}. {step.heading}" for n, step in enumerate(story.steps[: parting.index], start=1)))
-            columns = st.columns(2, gap="medium")
-            for column, told in zip(columns, (story, other), strict=True):
-                with column:
-                    st.markdown(f"#### {told.card.name}")
-                    for number, step in enumerate(told.steps[parting.index:], start=parting.index + 1):
-                        compact_step(number, step, analysis.image, number == parting.index + 1)
+        left, right = st.columns([3, 2])
+        st.session_state.setdefault("learn_method", "gradcam")
+        method = left.selectbox("Method", list(cards), key="learn_method",
+                                format_func=lambda i: f"{cards[i].name} · {cards[i].family}")
+        card = cards[method]
+        chosen = settings(card, explainer, right)
+        with st.container(border=True):
+            method_card(card, wide=True)
+        story = computed(analysis, card, target, chosen)
+        st.header(f"{card.name} on your image, step by step", divider="gray")
+        st.caption(f"Class “{story.label}” ({story.target}) · layer{'s' if len(story.layers) > 1 else ''} "
+                   f"{', '.join(story.layers)}" + (f" · {story.note}" if story.note else ""))
+        for number, step in enumerate(story.steps, start=1):
+            show_step(number, step, analysis.image)
+
+        st.header("Why does it differ?", divider="gray")
+        with friendly_errors():
+            differ(analysis, cards, story, chosen)
+
+
+learn()
