@@ -8,7 +8,7 @@ import streamlit as st
 
 from cam_core import Analysis
 from cam_core.render.pictures import colorize, masked_input, overlay
-from cam_core.views.channels import RANKINGS, channel_saliency, channel_scores, scorecam_ready
+from cam_core.views.channels import channel_saliency, channel_scores, rankings, scorecam_ready
 from pages.ui.errors import friendly_errors
 from pages.ui.frame import page
 from pages.ui.widgets import ProgressLine, layer_picker, progress_callback
@@ -21,7 +21,7 @@ def ranking_chart(by: str, scores: np.ndarray, order: np.ndarray, shown: int) ->
                               hovertemplate="channel %{customdata}: %{y:.4g}<extra></extra>",
                               marker_color=["#d0342c" if i < shown else "#9aa5b8" for i in range(count)]))
     figure.update_layout(height=220, margin=dict(l=0, r=0, t=30, b=0), bargap=0,
-                         title=dict(text=f"{RANKINGS[by]}, sorted (red: the gallery below)", font=dict(size=14)),
+                         title=dict(text=f"{rankings()[by]}, sorted (red: the gallery below)", font=dict(size=14)),
                          xaxis=dict(title="rank"), yaxis=dict(title="score"))
     return figure
 
@@ -51,7 +51,8 @@ def channels() -> None:
         c1, c2, c3 = st.columns([1.2, 1.6, 1])
         with c1:
             layer = layer_picker(explainer, "channels_layer")
-        by = c2.selectbox("Rank channels by", list(RANKINGS), format_func=RANKINGS.get, key="channels_rank")
+        choices = rankings()
+        by = c2.selectbox("Rank channels by", list(choices), format_func=choices.get, key="channels_rank")
         shown = c3.slider("Channels in the gallery", 8, 64, 24, 8, key="channels_count")
         activations = analysis.activations(layer)
         count, height, width = activations.shape

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-import cam_core.methods  # noqa: F401 - registers the methods whose cards say what they rank channels by
 from cam_core.engine.analysis import Analysis
 from cam_core.errors import CamError
 from cam_core.inputs.mask_scores import MaskSpec
@@ -14,16 +13,19 @@ from cam_core.render.saliency import saliency_map
 
 SCORECAM_SPEC = {"grouping": "channels", "baseline": "zero"}
 
-RANKINGS = {card.id: card.ranking for card in methods() if card.ranking} | {
-    "mean": "Mean activation",
-    "max": "Max activation",
-}
+STATISTICS = {"mean": "Mean activation", "max": "Max activation"}
+
+
+def rankings() -> dict[str, str]:
+    """What channels can be ranked by, id → label: the registered methods whose cards name a ranking, then the
+    activation statistics."""
+    return {card.id: card.ranking for card in methods() if card.ranking} | STATISTICS
 
 
 def channel_scores(analysis: Analysis, by: str, target: int | None = None, layer: str | None = None) -> np.ndarray:
     """One score per channel of layer: a method's channel weights for target, or an activation statistic."""
-    if by not in RANKINGS:
-        raise CamError(f"cannot rank channels by {by!r}; choose one of {', '.join(RANKINGS)}")
+    if by not in rankings():
+        raise CamError(f"cannot rank channels by {by!r}; choose one of {', '.join(rankings())}")
     activations = analysis.activations(layer)
     if by == "mean":
         return activations.mean(dim=(1, 2)).numpy()
