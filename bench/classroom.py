@@ -5,7 +5,8 @@ uploading a photo of their own, all opening Compare with its default grid at the
 
 Starts the dashboard (one `streamlit run app.py`, or --replicas of them behind nginx, as scripts/serve_class.py
 does), opens it once as the teacher would (so the model is loaded), then runs the students of
-tests/test_browser_sessions.py, each in its own headless Chromium. Meanwhile a newcomer opens the home page every
+scripts/dashboard_driver.py (the sessions of tests/browser/test_browser_sessions.py), each in its own headless
+Chromium. Meanwhile a newcomer opens the home page every
 10 s while the students' grids compute, and times its answer (the prediction shown). Prints, per session, the
 time to the first map and to the full grid after clicking Compare, then the server's CPU seconds and peak
 resident memory over the run. A report, never a test: the README quotes its table.
@@ -32,12 +33,11 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scripts.dashboard_driver import ARGS, CHROMIUM, default_grid, playwright_api, run_students, settle  # noqa: E402
+from scripts.measure import MIB, rss_bytes  # noqa: E402
 from scripts.serve_class import serve  # noqa: E402
-from tests.test_browser import ARGS, CHROMIUM, playwright_api, settle  # noqa: E402
-from tests.test_browser_sessions import default_grid, run_students  # noqa: E402
 
 DARKNET = Path("/usr/share/darknet/data")
-MIB = 1 << 20
 
 
 def own_photos(count: int, folder: Path) -> list[Path]:
@@ -80,13 +80,6 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
 class Monitor(threading.Thread):
     """Samples the replicas' resident memory every 0.2 s until stopped; keeps each replica's peak."""
 
@@ -99,7 +92,7 @@ class Monitor(threading.Thread):
     def run(self) -> None:
         while not self.halt.wait(0.2):
             for pid in self.pids:
-                with contextlib.suppress(OSError):
+                with contextlib.suppress(OSError, RuntimeError):  # RuntimeError: no VmRSS (the process is exiting)
                     self.peaks[pid] = max(self.peaks[pid], rss_bytes(pid))
 
 

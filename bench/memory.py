@@ -2,9 +2,10 @@
 
     python bench/memory.py [--model mobilenet_v2] [--images 100] [--cache-bytes N] [--methods gradcam,layercam,...]
 
-Each image is a distinct ~800×600 photo (a random crop of a scikit-image photo, resized, maybe flipped, with
-noise). For each: analyze + cam for every method (default: gradcam, layercam, clustercam — the last scores masked
-inputs and keeps the score matrix and the channel clusters in the Analysis), then VmRSS from /proc/self/status.
+Each image is a distinct ~800×600 photo (scripts/measure.py's: a random crop of a scikit-image photo, resized, maybe
+flipped, with noise). For each: analyze + cam for every method (default: gradcam, layercam, clustercam — the last
+scores masked inputs and keeps the score matrix and the channel clusters in the Analysis), then VmRSS from
+/proc/self/status.
 Prints the RSS after images 1, 10, 50 and 100, the peak, and what the cache holds (bytes, entries).
 A report, never a test: the exit code is always 0.
 """
@@ -17,44 +18,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-from skimage import data
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cam_core import Explainer  # noqa: E402
-
-PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "cat", "immunohistochemistry", "hubble_deep_field")
-MIB = 1 << 20
-
-
-def rss_bytes() -> int:
-    """This process's resident set size (VmRSS), in bytes."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
-
-
-def distinct_images(count: int, size: tuple[int, int] = (800, 600), seed: int = 0) -> list[np.ndarray]:
-    """count different (height, width, 3) uint8 photos of size (width, height): random crops of scikit-image
-    photos, resized, flipped at random, with a little noise (so no two are equal)."""
-    rng = np.random.default_rng(seed)
-    sources = [np.asarray(Image.fromarray(getattr(data, name)()).convert("RGB")) for name in PHOTOS]
-    images = []
-    for i in range(count):
-        photo = sources[i % len(sources)]
-        height, width = photo.shape[:2]
-        h = int(rng.integers(height // 2, height + 1))
-        w = int(rng.integers(width // 2, width + 1))
-        top, left = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
-        crop = Image.fromarray(photo[top : top + h, left : left + w]).resize(size, Image.BILINEAR)
-        array = np.asarray(crop, dtype=np.int16)
-        if rng.random() < 0.5:
-            array = array[:, ::-1]
-        array = array + rng.integers(-8, 9, size=array.shape, dtype=np.int16)
-        images.append(np.ascontiguousarray(np.clip(array, 0, 255).astype(np.uint8)))
-    return images
+from scripts.measure import MIB, distinct_images, rss_bytes  # noqa: E402
 
 
 def run(explainer: Explainer, images: list[np.ndarray], methods: list[str], quiet: bool = False) -> list[int]:

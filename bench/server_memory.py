@@ -2,7 +2,7 @@
 
     python bench/server_memory.py [--images 100] [--cache-bytes N] [--compare-every 10]
 
-Starts `streamlit run app.py`, uploads distinct ~800×600 photos (bench/memory.py's) one after another on the Home
+Starts `streamlit run app.py`, uploads distinct ~800×600 photos (scripts/measure.py's) one after another on the Home
 page in headless Chromium, opens the Compare grid every --compare-every uploads (so the analyses also hold
 gradients, layer stacks and masked-input scores), and reads the server process's VmRSS after each upload.
 A report, never a test: it prints the RSS after uploads 1, 10, 50 and 100 and the peak.
@@ -22,13 +22,9 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from memory import MIB, distinct_images  # noqa: E402
-
-from tests.test_browser import ARGS, CHROMIUM, playwright_api, settle, streamlit_server  # noqa: E402
-
-UPLOADER = "[data-testid=stFileUploader] input[type=file]"
+from scripts.dashboard_driver import ARGS, CHROMIUM, UPLOADER, playwright_api, settle, streamlit_server  # noqa: E402
+from scripts.measure import MIB, distinct_images  # noqa: E402
 
 
 def server_rss(port: int) -> int:
@@ -58,7 +54,7 @@ def main() -> None:
         Image.fromarray(array).save(paths[-1])
     curve = []
     started = time.perf_counter()
-    with contextlib.contextmanager(streamlit_server)("server_memory.log") as url, \
+    with streamlit_server("server_memory.log") as url, \
             playwright_api.sync_playwright() as driver:
         port = int(url.rsplit(":", 1)[1])
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=ARGS)

@@ -1,4 +1,6 @@
-"""Shared fixtures: the embedded models and real photos, all offline."""
+"""Shared fixtures and helpers of every test folder: the embedded models and real photos (all offline), the
+dashboard's own Explainer, map comparisons, pass counting, the shared model's state, the CLI and the AppTest
+dashboard."""
 
 from __future__ import annotations
 
@@ -19,7 +21,17 @@ from skimage import data
 from sklearn.datasets import load_sample_images
 
 from cam_core import Explainer
+from cam_core.engine.analysis import Analysis
+from cam_core.inputs.images import image_key, load_image, to_input
 
+# One intra-op thread for torch, as the dashboard runs (pages' explainer sets it process-wide on its first use, so
+# without this the thread count of every later test would depend on the test order). On a shared 2-core machine two
+# intra-op threads spin against other processes: a forward pass of mobilenet_v2 then takes 0.1-2 s instead of 40 ms.
+# With one thread, the masked-input passes run two batches side by side (cam_core.inputs.mask_scores._workers).
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parent.parent
+APP_TIMEOUT = 120  # seconds an AppTest run may take
 DARKNET = Path("/usr/share/darknet/data")
 # Photos with two objects, and the ImageNet class of the second (the first is the model's top class).
 TWO_OBJECT_PHOTOS = {"dog.jpg": "pickup", "person.jpg": "sorrel", "kite.jpg": "parachute"}
@@ -33,6 +45,17 @@ def mobilenet() -> Explainer:
 @pytest.fixture(scope="session")
 def lite0() -> Explainer:
     return Explainer("efficientnet_lite0")
+
+
+@pytest.fixture(scope="session")
+def dashboard_explainer() -> Explainer:
+    """The dashboard's own cached mobilenet_v2 Explainer (the pages' st.cache_resource one): tests of what a page
+    shows read the same Analysis as the page in AppTest, so every model pass runs once."""
+    try:
+        from pages.ui.resources import DEFAULT_MODEL, explainer
+    except ImportError:  # the pages' layout before pages/ui/
+        from pages import DEFAULT_MODEL, explainer
+    return explainer(DEFAULT_MODEL)
 
 
 @pytest.fixture(scope="session")
@@ -74,6 +97,28 @@ def cheap_settings(card) -> dict:
     if card.cost != "slow":
         return {}
     return {"layers": CHEAP_PYRAMID} if card.multi_layer else {"layer": CHEAP_LAYER}
+
+
+# The methods of Smooth Grad-CAM++, Integrated Grad-CAM, multi-layer Layer-CAM, Zoom-CAM, Gradient Poly-CAM and the
+# guided methods' issue, checked together on the engine and on real photos.
+NEW_METHODS = ("smoothgradcampp", "intgradcam", "layercam", "zoomcam", "gradpolycam", "guidedbackprop",
+               "guidedgradcam")
+CAT_FAMILY = {281, 282, 283, 284, 285, 287}
+
+
+def cat_on_canvas(chelsea: Image.Image, right: bool = True) -> tuple[Image.Image, tuple[int, int, int, int]]:
+    """chelsea pasted into a plain grey canvas twice its width (on the right, or on the left): the image and the
+    cat's box (top, bottom, left, right)."""
+    canvas = Image.new("RGB", (chelsea.width * 2 + 40, chelsea.height + 80), (128, 128, 128))
+    left = chelsea.width + 20 if right else 20
+    canvas.paste(chelsea, (left, 40))
+    return canvas, (40, 40 + chelsea.height, left, left + chelsea.width)
+
+
+def fresh_analysis(explainer: Explainer, image) -> Analysis:
+    """An Analysis of image that no other test has touched (the explainer's cache is bypassed)."""
+    picture = load_image(image)
+    return Analysis(explainer, picture, image_key(picture), to_input(picture, explainer.spec.preprocessing))
 
 
 def two_object_photo(name: str) -> Image.Image:
@@ -174,3 +219,72 @@ def count_passes(*modules: torch.nn.Module) -> Iterator[list]:
         yield calls
     finally:
         handle.remove()
+
+
+# ------------------------------------------------------------------------------------ the shared model's state
+
+
+def module_state(model: torch.nn.Module) -> dict:
+    """A copy of everything a map must not change in a shared model: its tensors, module types, in-place flags and
+    which parameters require grad."""
+    return {
+        "tensors": {name: tensor.detach().clone() for name, tensor in model.state_dict().items()},
+        "types": [(name, type(module)) for name, module in model.named_modules()],
+        "inplace": [(name, module.inplace) for name, module in model.named_modules() if hasattr(module, "inplace")],
+        "requires_grad": [parameter.requires_grad for parameter in model.parameters()],
+    }
+
+
+def bits(tensor: torch.Tensor) -> torch.Tensor:
+    """A tensor's bytes, to compare bit for bit."""
+    return tensor.reshape(-1).view(torch.uint8)
+
+
+def hook_counts(model: torch.nn.Module) -> dict[str, int]:
+    """The hooks left on each module of model (none: an empty dict)."""
+    kinds = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+    return {
+        f"{name or 'model'}.{kind}": len(getattr(module, kind))
+        for name, module in model.named_modules()
+        for kind in kinds
+        if len(getattr(module, kind))
+    }
+
+
+def global_hooks() -> tuple[int, ...]:
+    """How many global module hooks of each kind torch holds."""
+    from torch.nn.modules import module
+
+    return tuple(
+        len(getattr(module, name))
+        for name in ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
+                     "_global_backward_pre_hooks")
+    )
+
+
+# ----------------------------------------------------------------------------------------- the CLI and the pages
+
+
+def run_cli(argv: list[str]) -> int:
+    """cam_core.cli.main's exit code, whether it returns it or argparse exits with it."""
+    from cam_core.cli import main
+
+    try:
+        return main(argv)
+    except SystemExit as exit_:
+        return int(exit_.code)
+
+
+def open_app():
+    """The dashboard's home page run once through streamlit.testing.v1.AppTest (no browser), without exception."""
+    from streamlit.testing.v1 import AppTest
+
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=APP_TIMEOUT)
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def texts(app) -> str:
+    """An AppTest page's markdown and captions, one a line."""
+    return "\n".join([m.value for m in app.markdown] + [c.value for c in app.caption])

@@ -3,67 +3,19 @@ the class, and keep screenshots of every page in artifacts/screenshots/."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .conftest import DARKNET
-
-ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "artifacts" / "screenshots"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
+from scripts.dashboard_driver import ARGS, CHROMIUM, choose, main_images, no_errors, pick, settle, type_into
+from tests.browser.conftest import SHOTS
+from tests.conftest import DARKNET
 
 pytestmark = pytest.mark.browser
 playwright_api = pytest.importorskip("playwright.sync_api")
 if not Path(CHROMIUM).exists():
     pytest.skip("Debian's chromium is not installed", allow_module_level=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def streamlit_server(log_name: str) -> Iterator[str]:
-    """Run `streamlit run app.py` on a free port, logging to artifacts/log_name, and yield its URL until closed."""
-    port = free_port()
-    log = open(ROOT / "artifacts" / log_name, "w") if (ROOT / "artifacts").is_dir() else subprocess.DEVNULL
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
-         "--server.address", "127.0.0.1"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.3)
-        else:
-            pytest.fail("streamlit did not start within 60 s")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-@pytest.fixture(scope="module")
-def server():
-    yield from streamlit_server("streamlit.log")
 
 
 @pytest.fixture(scope="module")
@@ -77,80 +29,11 @@ def page(server):
         browser.close()
 
 
-def settle(tab, title: str | None = None, timeout: float = 90.0, poll: float = 0.05) -> float:
-    """Wait until the app has finished running (on the page titled title) and every image has loaded: idle on two
-    looks 0.3 s apart, so that a rerun queued behind the last one (which would clear a half-typed widget) is over.
-    It looks every poll seconds (each look queries the page: many sessions at once look less often)."""
-    started = time.perf_counter()
-    if title:
-        tab.locator("[data-testid=stMain] h1", has_text=title).first.wait_for(timeout=timeout * 1000)
-    time.sleep(0.15)
-    idle_since = None
-    while time.perf_counter() - started < timeout:
-        busy = (tab.locator("[data-stale=true]").count() or tab.locator("[data-testid=stSpinner]").count()
-                or tab.locator("[data-testid=stProgress]").count()
-                or tab.locator("[data-testid=stStatusWidgetRunningIcon]").count())
-        loaded = tab.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
-        if busy or not loaded or not tab.locator("[data-testid=stMain] h1").count():
-            idle_since = None
-        elif idle_since is None:
-            idle_since = time.perf_counter()
-        elif time.perf_counter() - idle_since >= 0.3:
-            return idle_since - started
-        time.sleep(poll)
-    raise AssertionError("the app did not settle")
-
-
 def keep(tab, picture: str, note: str, text: str) -> None:
     """A full-page screenshot SHOTS/picture.png, and text in SHOTS/note.txt and on stdout."""
     tab.screenshot(path=str(SHOTS / f"{picture}.png"), full_page=True)
     (SHOTS / f"{note}.txt").write_text(text + "\n")
     print(text)
-
-
-def main_images(tab) -> list[str]:
-    return tab.locator("[data-testid=stMain] [data-testid=stImage] img").evaluate_all("els => els.map(e => e.src)")
-
-
-def no_errors(tab) -> None:
-    assert tab.locator("[data-testid=stException]").count() == 0, tab.locator("[data-testid=stException]").inner_text()
-
-
-def type_into(tab, box, text: str, option: str | None = None) -> None:
-    """Open the select box box and type text key by key until the option named option (default: text) is listed.
-    Typed too early, the opening list clears the text, and a click while an expander above is still opening may
-    not open the list: then it tries again."""
-    wanted = tab.get_by_role("option", name=option or text).first
-    for attempt in range(3):
-        box.click()
-        try:
-            tab.get_by_role("option").first.wait_for(timeout=5000)
-            box.press_sequentially(text, delay=10)
-            wanted.wait_for(timeout=5000)
-            return
-        except playwright_api.TimeoutError:
-            if attempt == 2:
-                raise
-            box.fill("")
-            tab.keyboard.press("Escape")
-
-
-def pick(tab, multiselect, name: str) -> None:
-    """Add the option called exactly name to multiselect."""
-    type_into(tab, multiselect.locator("input"), name)
-    tab.get_by_role("option", name=name, exact=True).click()
-
-
-def choose(tab, label: str, text: str, option: str) -> float:
-    """Type text into the select box labelled label and click the option whose name contains option; returns the
-    perf_counter time of the click."""
-    box = tab.get_by_role("combobox", name=label, exact=True)
-    type_into(tab, box, text, option)
-    target = tab.get_by_role("option", name=option).first
-    target.wait_for()
-    clicked = time.perf_counter()
-    target.click()
-    return clicked
 
 
 def test_upload_compare_switch_class_and_every_page(page):

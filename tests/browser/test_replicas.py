@@ -13,12 +13,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from scripts.dashboard_driver import CHROMIUM, default_grid, free_port, run_students
 from scripts.serve_class import serve
-
-from .test_browser import SHOTS, free_port
-from .test_browser_sessions import default_grid, expected, run_students
+from tests.browser.conftest import SHOTS, expected
 
 pytestmark = pytest.mark.browser
+pytest.importorskip("playwright.sync_api")
+if not Path(CHROMIUM).exists():
+    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 if not Path(NGINX).exists():
     pytest.skip("Debian's nginx is not installed", allow_module_level=True)
@@ -41,12 +43,13 @@ def cookies_per_replica(url: str, deployment, wanted: int) -> dict[str, list[str
     raise AssertionError(f"could not find {wanted} cookies per replica: {found}")
 
 
-def test_two_replicas_behind_nginx_keep_each_session_on_its_replica(tmp_path):
+def test_two_replicas_behind_nginx_keep_each_session_on_its_replica(tmp_path, mobilenet):
     from skimage import data
 
     photos = [None, tmp_path / "coffee.png"]
     Image.fromarray(data.coffee()).save(photos[1])
-    truths = [expected(Image.fromarray(data.chelsea()) if p is None else Image.open(p).convert("RGB")) for p in photos]
+    truths = [expected(Image.fromarray(data.chelsea()) if p is None else Image.open(p).convert("RGB"), mobilenet)
+              for p in photos]
     with serve(2, free_port(), free_port(), tmp_path / "class") as deployment:
         routes = cookies_per_replica(deployment.url, deployment, 1)
         assigned = [value for pair in zip(*routes.values(), strict=True) for value in pair]

@@ -11,8 +11,7 @@ from PIL import Image
 
 from cam_core import methods, read_specs
 from cam_core.cli import main
-
-from .conftest import DARKNET
+from tests.conftest import DARKNET, run_cli
 
 
 def test_models_and_methods_one_entry_a_line_id_first(capsys):
@@ -94,14 +93,6 @@ def test_bad_input_exits_2_with_one_line(args, message, chelsea_file, tmp_path, 
     err = capsys.readouterr().err
     assert message in err
     assert len(err.strip().splitlines()) == 1, err
-
-
-def run_cli(argv: list[str]) -> int:
-    """main's exit code, whether it returns it or argparse exits with it."""
-    try:
-        return main(argv)
-    except SystemExit as exit_:
-        return int(exit_.code)
 
 
 @pytest.mark.skipif(not (DARKNET / "dog.jpg").exists(), reason="darknet's dog.jpg is not installed")

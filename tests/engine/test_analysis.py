@@ -9,10 +9,9 @@ import pytest
 from skimage import data
 
 from cam_core import CamError, Explainer, methods
-from cam_core import explainer as explainer_module
+from cam_core.engine import explainer as explainer_module
 from cam_core.engine.lru import ByteLRU
-
-from .conftest import count_passes
+from tests.conftest import count_passes
 
 
 def count_forward_passes(explainer: Explainer):
@@ -32,7 +31,7 @@ def test_switching_method_or_class_runs_no_forward_pass(chelsea):
         assert len(passes) == 1
         for card in methods():
             if not card.needs <= {"gradients", "class_weights"}:
-                continue  # methods that run masked inputs have their own test (test_score_methods.py)
+                continue  # methods that run masked inputs have their own test (tests/engine/test_mask_scores.py)
             for target in (None, 282, 1, 999):
                 analysis.cam(card.id, target=target)
         assert explainer.analyze(chelsea) is analysis

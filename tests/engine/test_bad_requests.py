@@ -11,6 +11,7 @@ from PIL import Image
 from cam_core import CamError, methods
 from cam_core.inputs.mask_scores import MaskScores
 from cam_core.registry import CamInputs, LayerInputs, PathInputs, get_method
+from tests.conftest import global_hooks, hook_counts, module_state
 
 
 def hooks_left(explainer) -> int:
@@ -134,8 +135,6 @@ def test_zero_gradients_and_flat_activations_give_finite_maps(method, activation
 def test_every_method_leaves_the_shared_model_as_it_was(mobilenet, chelsea, method):
     """Ablation-CAM, the guided methods and the rest run beside other users on one shared module: after a map its
     tensors are bit-identical, its modules and in-place flags unchanged, and no hook is left."""
-    from .test_new_methods import global_hooks, hook_counts, module_state
-
     shared = mobilenet.model.module
     before, globals_before = module_state(shared), global_hooks()
     card = next(card for card in methods() if card.id == method)

@@ -14,8 +14,7 @@ from cam_core import Explainer, methods
 from cam_core.sharing.once import SharedWork
 from cam_core.sharing.slots import FairSlots
 from cam_core.sharing.waiting import Wait, on_wait
-
-from .conftest import count_passes, run_threads
+from tests.conftest import count_passes, run_threads
 
 FAST = [card.id for card in methods() if card.cost in ("instant", "fast")]
 # The cheapest settings of the methods that run many passes: every code path still runs, in a fraction of the time.

@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import gc
-import sys
-from pathlib import Path
 
 from cam_core import Explainer
+from scripts.measure import MIB, distinct_images, rss_bytes
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-
-from memory import distinct_images, rss_bytes  # noqa: E402
-
-MIB = 1 << 20
 BOUND = 12 * MIB
 # gradcam + layercam (the pyramid: four layers' activations, gradients and graphs) on a 640×480 upload: ≈ 1.9 MiB per
 # analysis as counted, so 12 MiB holds 6 of them and the cache is full well before image 10.

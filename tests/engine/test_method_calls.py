@@ -1,101 +1,20 @@
 """Smooth Grad-CAM++, Integrated Grad-CAM, multi-layer Layer-CAM, Zoom-CAM, Poly-CAM and the guided methods on the
-embedded MobileNetV2 and real photos: maps on the object, cheap class switches, clear errors, a shared model that the
-guided copy never touches, and Poly-CAM's sharper maps."""
+embedded MobileNetV2: seeds, cheap class switches, one shared pass for a cold multi-layer call, clear errors, the
+multi-layer defaults, and a shared model that the guided copy never touches."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from cam_core import CamError, Explainer
-from cam_core.engine.analysis import Analysis
-from cam_core.inputs.images import image_key, load_image, to_input
 from cam_core.methods.common import upsample
-from cam_core.methods.multilayer import refine
-from cam_core.render.saliency import saliency_map
 from cam_core.scaling import min_max
+from tests.conftest import NEW_METHODS, bits, count_passes, fresh_analysis, global_hooks, hook_counts, module_state
 
-from .conftest import count_passes, peak
-
-NEW_METHODS = ("smoothgradcampp", "intgradcam", "layercam", "zoomcam", "gradpolycam", "guidedbackprop",
-               "guidedgradcam")
 EGYPTIAN_CAT, TABBY, TIGER_CAT = 285, 281, 282
-CAT_FAMILY = {281, 282, 283, 284, 285, 287}
 PYRAMID_SIZE = (56, 56)
-
-
-def fresh_analysis(explainer: Explainer, image) -> Analysis:
-    """An Analysis of image that no other test has touched (the explainer's cache is bypassed)."""
-    picture = load_image(image)
-    return Analysis(explainer, picture, image_key(picture), to_input(picture, explainer.spec.preprocessing))
-
-
-def cat_on_canvas(chelsea: Image.Image) -> tuple[Image.Image, tuple[int, int, int, int]]:
-    """chelsea pasted on the right of a plain grey canvas twice its width: the image and the cat's box (top, bottom,
-    left, right), as in test_behaviour.py."""
-    canvas = Image.new("RGB", (chelsea.width * 2 + 40, chelsea.height + 80), (128, 128, 128))
-    left = chelsea.width + 20
-    canvas.paste(chelsea, (left, 40))
-    return canvas, (40, 40 + chelsea.height, left, left + chelsea.width)
-
-
-def concentration(saliency: np.ndarray, share: float = 0.5) -> float:
-    """The fraction of pixels that hold `share` of the map's total mass (largest values first): smaller = sharper."""
-    values = np.sort(np.asarray(saliency, dtype=np.float64).ravel())[::-1]
-    cumulative = np.cumsum(values)
-    return float((np.searchsorted(cumulative, share * cumulative[-1]) + 1) / values.size)
-
-
-# ------------------------------------------------------------------------------------------- maps on the object
-
-VARIANTS = [
-    ("smoothgradcampp", {}),
-    ("smoothgradcampp", {"samples": 4, "sigma": 0.3, "seed": 5}),
-    ("intgradcam", {}),
-    ("intgradcam", {"steps": 4, "blur": 4.0}),
-    ("layercam", {}),
-    ("layercam", {"layers": "pyramid"}),
-    ("layercam", {"layers": "pyramid", "fusion": "mean"}),
-    ("zoomcam", {}),
-    ("gradpolycam", {}),
-    ("gradpolycam", {"base": "layercam"}),
-    ("guidedbackprop", {}),
-    ("guidedgradcam", {}),
-]
-
-
-@pytest.fixture(scope="module")
-def canvas_analysis(mobilenet, chelsea):
-    canvas, box = cat_on_canvas(chelsea)
-    analysis = mobilenet.analyze(canvas)
-    assert analysis.top_k(1)[0][0] in CAT_FAMILY
-    return analysis, box
-
-
-@pytest.mark.parametrize(("method", "params"), VARIANTS, ids=[f"{m}-{'-'.join(p) or 'default'}" for m, p in VARIANTS])
-def test_the_egyptian_cats_map_peaks_on_the_cat(canvas_analysis, mobilenet, method, params):
-    analysis, (top, bottom, left, right) = canvas_analysis
-    params = dict(params)
-    if params.get("layers") == "pyramid":
-        params["layers"] = mobilenet.model.pyramid()
-    result = analysis.cam(method, target=EGYPTIAN_CAT, **params)
-    assert result.target == EGYPTIAN_CAT and result.label == "Egyptian cat"
-    row, column = peak(result.saliency)
-    assert top <= row < bottom and left <= column < right, (method, params, (row, column))
-    inside = result.saliency[top:bottom, left:right].sum() / result.saliency.sum()
-    assert inside > 0.6, f"{method} {params}: only {inside:.2f} of the map's mass is on the cat"
-
-
-@pytest.mark.parametrize("method", NEW_METHODS)
-def test_chelseas_own_map_peaks_on_the_cat_not_the_border(mobilenet, chelsea, method):
-    result = mobilenet.analyze(chelsea).cam(method, target=EGYPTIAN_CAT)
-    row, column = peak(result.saliency)
-    height, width = result.saliency.shape
-    assert (height, width) == (chelsea.height, chelsea.width)
-    assert 0.15 * height < row < 0.95 * height and 0.2 * width < column < 0.8 * width, (method, (row, column))
-    assert np.isfinite(result.raw).all() and result.note == ""
 
 
 # ------------------------------------------------------------------------------------------ seeds and switches
@@ -127,8 +46,6 @@ def test_before_a_gap_linear_head_the_path_methods_reduce_to_their_one_pass_form
     np.testing.assert_allclose(integrated.weights, analysis.cam("gradcam").weights, rtol=1e-4, atol=1e-9)
     # … but its map weighs the change from the blurred baseline, not the activations themselves.
     assert np.corrcoef(integrated.raw.ravel(), analysis.cam("gradcam").raw.ravel())[0, 1] < 0.99
-
-
 
 
 @pytest.mark.parametrize("method", NEW_METHODS)
@@ -237,45 +154,6 @@ def test_gradpolycam_with_the_deepest_layer_alone_is_gradcam(mobilenet, chelsea)
     np.testing.assert_allclose(alone.raw, analysis.cam("gradcam").raw, rtol=1e-5, atol=1e-7)
 
 
-IMAGES = ["chelsea", "coffee", "dog_photo"]
-
-
-@pytest.fixture(scope="module")
-def sharpness(mobilenet, request):
-    """Concentration (fraction of pixels holding half the mass) of Grad-CAM, of Grad-CAM upsampled through the
-    pyramid's sizes with nothing refining it, and of Poly-CAM with each kind of mask, per image (top-1 class)."""
-    found = {}
-    for name in IMAGES:
-        analysis = mobilenet.analyze(request.getfixturevalue(name))
-        gradcam = analysis.cam("gradcam")
-        sizes = [tuple(analysis.activations(layer).shape[1:]) for layer in mobilenet.model.pyramid()[:-1]]
-        flat = refine(torch.from_numpy(gradcam.raw).clamp(min=0), [torch.ones(size) for size in sorted(sizes)])
-        row = {
-            "gradcam": concentration(gradcam.saliency),
-            "cascade": concentration(saliency_map(flat, analysis.size)[0]),
-        }
-        for masks in ("activations", "layercam"):
-            row[masks] = concentration(analysis.cam("gradpolycam", masks=masks).saliency)
-        found[name] = row
-        print(f"\n{name} ({analysis.top_k(1)[0][1]}): fraction of pixels holding 50% of the mass: "
-              + ", ".join(f"{key} {value:.4f}" for key, value in row.items()))
-    return found
-
-
-@pytest.mark.parametrize("name", IMAGES)
-def test_gradpolycam_with_class_specific_masks_is_sharper_than_gradcam(sharpness, name):
-    row = sharpness[name]
-    assert row["layercam"] < row["gradcam"], row
-
-
-@pytest.mark.parametrize("name", IMAGES)
-def test_gradpolycam_refinement_concentrates_the_upsampled_map(sharpness, name):
-    """The activation masks move each cell's evidence to where the finer layer responds, so Poly-CAM is sharper than
-    the same map upsampled through the same sizes with nothing refining it."""
-    row = sharpness[name]
-    assert row["activations"] < row["cascade"], row
-
-
 # ------------------------------------------------------------------------------------------- guided methods
 
 
@@ -296,39 +174,6 @@ def test_intgradcam_with_an_unblurred_baseline_is_blank(mobilenet, chelsea):
     usual = analysis.cam("intgradcam", steps=2)
     unblurred = analysis.cam("intgradcam", steps=2, blur=0.0)
     assert np.abs(unblurred.raw).max() < 1e-3 * np.abs(usual.raw).max()
-
-
-def module_state(model: torch.nn.Module) -> dict:
-    return {
-        "tensors": {name: tensor.detach().clone() for name, tensor in model.state_dict().items()},
-        "types": [(name, type(module)) for name, module in model.named_modules()],
-        "inplace": [(name, module.inplace) for name, module in model.named_modules() if hasattr(module, "inplace")],
-        "requires_grad": [parameter.requires_grad for parameter in model.parameters()],
-    }
-
-
-def bits(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor.reshape(-1).view(torch.uint8)
-
-
-def hook_counts(model: torch.nn.Module) -> dict[str, int]:
-    kinds = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
-    return {
-        f"{name or 'model'}.{kind}": len(getattr(module, kind))
-        for name, module in model.named_modules()
-        for kind in kinds
-        if len(getattr(module, kind))
-    }
-
-
-def global_hooks() -> tuple[int, ...]:
-    from torch.nn.modules import module
-
-    return tuple(
-        len(getattr(module, name))
-        for name in ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
-                     "_global_backward_pre_hooks")
-    )
 
 
 @pytest.fixture(scope="module")

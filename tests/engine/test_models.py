@@ -113,7 +113,7 @@ def test_a_pickle_that_would_run_code_is_refused_and_runs_nothing(tmp_path):
 
 def test_a_model_from_your_own_python_file(tmp_path, chelsea):
     torch.manual_seed(3)
-    here = Path(__file__).parent / "data"
+    here = Path(__file__).resolve().parents[1] / "data"
     table = tmp_path / "models.yaml"
     table.write_text(
         f"""models:

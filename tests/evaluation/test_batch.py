@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from cam_core import CamError, batch
+from cam_core import CamError
+from cam_core.evaluation import batch
 from cam_core.evaluation.batch import COLUMNS, evaluate_folder, image_files, read_labels
 from cam_core.models.labels import label_set
-
-from .test_cli import run_cli
+from tests.conftest import run_cli
 
 METHODS = ["gradcam", "layercam"]
 STEPS = 5

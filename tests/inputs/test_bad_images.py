@@ -14,9 +14,7 @@ from PIL import Image
 
 from cam_core import ImageError
 from cam_core.inputs.images import MAX_PIXELS, load_image
-
-from .test_cli import run_cli
-from .test_dashboard import open_app, texts
+from tests.conftest import open_app, run_cli, texts
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 

@@ -1,18 +1,18 @@
-"""The Learn page: lessons (cam_core.lessons) on the embedded mobilenet_v2 and chelsea, and the page through AppTest.
+"""Lessons (cam_core.lessons) on the embedded mobilenet_v2 and chelsea: every method taken apart step by step ends at
+its own map, the steps show the API's numbers, and "why does it differ" finds where two methods part.
 
-Everything shares the dashboard's own cached Explainer (pages.explainer), so the pure tests and the page read the
-same Analysis and every model pass runs once. Score-CAM runs at features.10 (64 channels) to keep its passes short.
+These lessons read the dashboard's own cached Explainer (tests.conftest.dashboard_explainer), as the Learn page's
+tests (tests/ui/test_learn_page.py) do, so the lessons and the page read the same Analysis and every model pass runs
+once. Score-CAM runs at features.16 (160 channels) and Poly-CAM on two cheap layers to keep their passes short.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from streamlit.testing.v1 import AppTest
 
 from cam_core import methods, registry
 from cam_core.inputs.examples import load_example
@@ -23,21 +23,16 @@ from cam_core.methods import eigen as eigen_lessons
 from cam_core.methods.cluster import cluster_weights
 from cam_core.methods.common import principal_component, weighted_sum
 from cam_core.registry import CamInputs, get_method
+from tests.conftest import CHEAP_LAYER, CHEAP_PYRAMID, cheap_settings
 
-from .conftest import CHEAP_LAYER, CHEAP_PYRAMID, cheap_settings, count_passes
-
-ROOT = Path(__file__).resolve().parent.parent
-TIMEOUT = 300
 SCORE_LAYER = CHEAP_LAYER
 IDS = [card.id for card in methods()]
 CARDS = {card.id: card for card in methods()}
 
 
 @pytest.fixture(scope="module")
-def explainer():
-    from pages import DEFAULT_MODEL, explainer
-
-    return explainer(DEFAULT_MODEL)
+def explainer(dashboard_explainer):
+    return dashboard_explainer
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +43,6 @@ def analysis(explainer):
 def api_settings(method: str) -> dict:
     """The API's defaults, except where a method runs one masked pass per channel: layers with fewer channels."""
     return cheap_settings(CARDS[method])
-
-
-def page_settings(explainer, method: str) -> dict:
-    """What the page asks for by default: the pyramid for multi-layer methods (fewer channels for the slow ones)."""
-    if CARDS[method].multi_layer:
-        return api_settings(method) or {"layers": explainer.model.pyramid()}
-    return api_settings(method) or {"layer": explainer.default_layer}
 
 
 @pytest.fixture(scope="module")
@@ -253,77 +241,3 @@ def test_a_method_never_parts_from_itself(analysis, lessons):
     for method in ("gradcam", "eigencam", "scorecam", "polycam"):
         assert compare_lessons(lessons(method), lessons(method)) is None
     assert compare_lessons(lesson(analysis, "gradcam"), lessons("gradcam")) is None
-
-
-# ------------------------------------------------------------------------------------------------- the page
-
-
-@pytest.fixture(scope="module")
-def app(explainer) -> AppTest:
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    app.run()
-    assert not app.exception, app.exception
-    return app
-
-
-def open_learn(app: AppTest, method: str) -> AppTest:
-    app.session_state["learn_method"] = method
-    app.session_state["learn_layer"] = SCORE_LAYER if method == "scorecam" else "features.18"
-    if cheap_settings(CARDS[method]).get("layers"):
-        app.session_state[f"learn_layers_{method}_mobilenet_v2"] = list(CHEAP_PYRAMID)
-    app.switch_page("pages/learn.py")
-    app.run()
-    assert not app.exception, app.exception
-    assert not app.error, [e.value for e in app.error]
-    return app
-
-
-@pytest.mark.parametrize("method", IDS)
-def test_the_page_teaches_every_method(app, explainer, analysis, method):
-    open_learn(app, method)
-    expected = lesson(analysis, method, **page_settings(explainer, method))
-    headings = [h.value for h in app.subheader]
-    for number, step in enumerate(expected.steps, start=1):
-        assert f"{number}. {step.heading}" in headings
-    assert app.get("plotly_chart") and app.get("image")
-    assert app.selectbox(key="learn_method").value == method
-
-
-def test_the_page_shows_gradcams_weights_as_numbers(app, analysis):
-    open_learn(app, "gradcam")
-    table = next(frame.value for frame in app.dataframe if list(frame.value.columns) == ["channel", "weight"])
-    weights = analysis.cam("gradcam").weights
-    np.testing.assert_array_equal(table["weight"].to_numpy(), weights[table["channel"].to_numpy()])
-    assert len(table) == 12
-
-
-def test_the_differ_panel_marks_where_gradcam_and_gradcampp_part(app):
-    open_learn(app, "gradcam")
-    assert app.selectbox(key="learn_other_gradcam").value == "gradcampp"
-    assert "they part at the channel weights" in app.info[0].value
-    marked = [m.value for m in app.markdown if "they part here" in m.value]
-    assert marked == [":red[**3. The channel weights: the mean gradient** · they part here]",
-                      ":red[**3. The channel weights: α-weighted positive gradients** · they part here]"]
-    app.selectbox(key="learn_other_gradcam").set_value("eigencam")
-    app.run()
-    assert not app.exception
-    assert "Both use the same activations; then they take different steps" in app.info[0].value
-    assert [m.value.split("**")[1] for m in app.markdown if "they part here" in m.value] == [
-        "2. The gradients of “Egyptian cat”", "2. The positions × channels matrix"]
-
-
-def test_opening_the_page_runs_no_model_pass_once_gradcam_is_known(explainer):
-    coffee = load_example("coffee")
-    explainer.analyze(coffee).cam("gradcam")
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    app.session_state["image"] = coffee
-    app.session_state["image_name"] = "example: coffee"
-    app.session_state["image_note"] = "400×600 pixels"
-    app.switch_page("pages/learn.py")
-    modules = [explainer.model.module, explainer.fast_model(), explainer.guided_model().module]
-    with count_passes(*modules) as passes:
-        app.run()
-    assert not app.exception and not app.error
-    assert "1. The activations" in [h.value for h in app.subheader]
-    assert "espresso" in app.subheader[1].value
-    assert passes == [], f"the Learn page ran {len(passes)} model passes"

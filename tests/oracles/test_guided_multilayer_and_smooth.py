@@ -1,7 +1,7 @@
 """Parity of guided backpropagation, Guided Grad-CAM, multi-layer Layer-CAM and Smooth Grad-CAM++ with the peers
 (pytorch-grad-cam 1.5.7, torchcam 0.5.0), wherever the definitions match, on real photos.
 
-As in test_oracle_gradcam.py, every peer gets exactly our model input ``an.input`` (a clone: some peers set
+As in test_pytorch_grad_cam_one_layer.py, every peer gets exactly our model input ``an.input`` (a clone: some peers set
 ``requires_grad`` on it), the same layers and class, and its own deep copy of the model with trainable parameters;
 the shared model is never handed out.
 
@@ -22,12 +22,13 @@ bottleneck with signed activations, so its Layer-CAM map Σ_k ReLU(∂y/∂A)·A
   normalises it ((m - min) / (max + 1e-8)); ``LayerCAM.fuse_cams`` applies tanh(2·m), upsamples bilinearly
   (align_corners=False) to the largest map (the finest layer: 56×56 or 14×14) and takes the maximum. That is our
   fusion="max", gamma=2.0 at the same resolution, for the evidence for the class, P. Ours (``fuse_signed``, by
-  design and pinned in tests/test_new_formulas.py) also fuses the layers' negative parts the same way, N, and
-  returns raw = P - N. Asserted, with N built by torchcam's own ``_normalize`` and ``fuse_cams`` on its signed
-  per-layer maps (``_relu=False``, not normalised; those equal our single-layer maps): raw == P - N (atol 1e-5;
-  measured ≤ 1.8e-7). On the pyramid and non-negative stacks N is 0, so our positive map is exactly torchcam's (the
-  paper's); on the signed stacks N reaches tanh(2) = 0.964 and our positive map ReLU(P - N) is 0.73–0.95 (max
-  |difference|) away from torchcam's P, which is asserted (> 0.1) as a documented difference of definition.
+  design and pinned in tests/formulas/test_multilayer_path_and_guided_formulas.py) also fuses the layers' negative
+  parts the same way, N, and returns raw = P - N. Asserted, with N built by torchcam's own ``_normalize`` and
+  ``fuse_cams`` on its signed per-layer maps (``_relu=False``, not normalised; those equal our single-layer maps):
+  raw == P - N (atol 1e-5; measured ≤ 1.8e-7). On the pyramid and non-negative stacks N is 0, so our positive map
+  is exactly torchcam's (the paper's); on the signed stacks N reaches tanh(2) = 0.964 and our positive map
+  ReLU(P - N) is 0.73–0.95 (max |difference|) away from torchcam's P, which is asserted (> 0.1) as a documented
+  difference of definition.
 - pytorch-grad-cam ``LayerCAM`` with several target layers takes each layer's ReLU map, min-max scales it, resizes it
   to 224×224 (cv2 bilinear), averages the layers and min-max scales the mean. Ours (fusion="mean") averages the
   scaled maps at the finest layer's resolution and upsamples after, so the comparison is a Pearson at 224×224 of
@@ -65,7 +66,6 @@ give our noisy rows bit for bit. Then:
 
 from __future__ import annotations
 
-import copy
 from functools import cache
 
 import numpy as np
@@ -84,10 +84,9 @@ from cam_core import Explainer
 from cam_core.inputs.perturbed import path_inputs
 from cam_core.passes.guided_copy import GuidedActivation
 from cam_core.registry import get_method
+from tests.conftest import pearson
+from tests.oracles.conftest import trainable_copy
 
-from .conftest import pearson
-
-MODELS = ("mobilenet_v2", "efficientnet_lite0")
 IMAGES = ("chelsea", "coffee")
 OTHER_CLASS = {"chelsea": 282, "coffee": 968}  # tiger cat, cup
 # The random resnet18 ranks class 238 first on both photos; its Grad-CAM of class 968 on coffee is negative
@@ -129,13 +128,6 @@ def class_for(an, image: str, which: str, others: dict[str, int] = OTHER_CLASS) 
     other = others[image]
     assert other != top1, f"class {other} is the top-1 class of {image}; pick another 'other' class"
     return other
-
-
-def trainable_copy(module: nn.Module) -> nn.Module:
-    """A deep copy of module with parameters that require grad (the peers need layer outputs that require grad)."""
-    model = copy.deepcopy(module)
-    model.requires_grad_(True)
-    return model.eval()
 
 
 def plain_input_gradient(model: nn.Module, model_input: torch.Tensor, target: int) -> np.ndarray:
@@ -229,10 +221,10 @@ def test_shared_resnet_untouched_by_guided_passes(random_resnet, resnet_peer):
     torch.testing.assert_close(logits, an.logits, rtol=1e-5, atol=1e-5)
 
 
-def test_peer_does_not_guide_relu6_on_mobilenet_v2():
+def test_peer_does_not_guide_relu6_on_mobilenet_v2(mobilenet):
     """Why the guided comparison runs on resnet18: GuidedBackpropReLUModel swaps nn.ReLU only, so on mobilenet_v2
     (ReLU6) its output is the plain input gradient, while ours guides the ReLU6 modules."""
-    explainer = Explainer("mobilenet_v2")
+    explainer = mobilenet
     an = explainer.analyze(photo("chelsea"))
     target = an.target(None)
     peer_model = trainable_copy(explainer.model.module)
@@ -246,16 +238,6 @@ def test_peer_does_not_guide_relu6_on_mobilenet_v2():
 
 # ---------------------------------------------------------------------------------------------------------------
 # Layer-CAM over several layers: torchcam (max of tanh-scaled maps) and pytorch-grad-cam (mean).
-
-
-@pytest.fixture(scope="module", params=MODELS)
-def explainer(request) -> Explainer:
-    return Explainer(request.param)
-
-
-@pytest.fixture(scope="module")
-def peer_model(explainer: Explainer) -> nn.Module:
-    return trainable_copy(explainer.model.module)
 
 
 def torchcam_layercam(model: nn.Module, layers, model_input: torch.Tensor, target: int, signed: bool = False):

@@ -22,7 +22,6 @@ The peer needs the target layer's output to require grad (its gradient hook is s
 
 from __future__ import annotations
 
-import copy
 from functools import lru_cache
 from pathlib import Path
 
@@ -44,10 +43,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from skimage import data
 
 from cam_core import Explainer
-
-from .conftest import pearson
-
-MODELS = ("mobilenet_v2", "efficientnet_lite0")
+from tests.conftest import pearson
 
 PEERS = {
     "gradcam": GradCAM,
@@ -96,19 +92,6 @@ def class_for(an, image: str, which: str) -> int:
     other = OTHER_CLASS[image]
     assert other != top1, f"class {other} is the top-1 class of {image}; pick another 'other' class"
     return other
-
-
-@pytest.fixture(scope="module", params=MODELS)
-def explainer(request) -> Explainer:
-    return Explainer(request.param)
-
-
-@pytest.fixture(scope="module")
-def peer_model(explainer: Explainer) -> torch.nn.Module:
-    """The peer's own copy of the model, with parameters that require grad; the shared one is never touched."""
-    model = copy.deepcopy(explainer.model.module)
-    model.requires_grad_(True)
-    return model.eval()
 
 
 def run_peer(

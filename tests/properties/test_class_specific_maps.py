@@ -9,9 +9,8 @@ import pytest
 import torch
 
 from cam_core import Explainer, methods
-
-from .conftest import cheap_settings as cheap
-from .conftest import pearson, photo_classes, two_object_photo
+from tests.conftest import cheap_settings as cheap
+from tests.conftest import pearson, photo_classes, two_object_photo
 
 SAME_MAP = 0.995  # two maps correlating at least this much are the same map (Score-CAM's flattening gave 1.000)
 CLASS_SPECIFIC = tuple(card for card in methods() if card.class_specific)

@@ -17,8 +17,7 @@ import torch.nn.functional as F
 from torchvision.transforms.functional import gaussian_blur
 
 from cam_core.inputs.masking import BLUR_SIGMA
-
-from .conftest import TWO_OBJECT_PHOTOS, pearson, photo_classes, two_object_photo
+from tests.conftest import TWO_OBJECT_PHOTOS, pearson, photo_classes, two_object_photo
 
 R_MIN = 0.99
 SCORE_LAYER = "features.13"  # 96 channels: the masked-input references run one pass per channel
@@ -32,7 +31,7 @@ MEASURED: dict[str, list[float | None]] = {}  # None: both maps blank
 
 @pytest.fixture(scope="module", autouse=True)
 def report():
-    """`python -m pytest tests/test_reference_papers.py -s` prints the lowest r per method (README's Definitions)."""
+    """`python -m pytest tests/references/test_papers.py -s` prints the lowest r per method (README's Definitions)."""
     yield
     for method, values in sorted(MEASURED.items()):
         found = [value for value in values if value is not None]

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-ROOT = Path(__file__).resolve().parent.parent
-TIMEOUT = 120
-
-
-def open_app() -> AppTest:
-    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    app.run()
-    assert not app.exception, app.exception
-    return app
+from tests.conftest import ROOT, open_app, texts
 
 
 def go(app: AppTest, page: str) -> AppTest:
@@ -25,10 +16,6 @@ def go(app: AppTest, page: str) -> AppTest:
     app.run()
     assert not app.exception, app.exception
     return app
-
-
-def texts(app: AppTest) -> str:
-    return "\n".join([m.value for m in app.markdown] + [c.value for c in app.caption])
 
 
 def image_sources(app: AppTest) -> list[bytes]:

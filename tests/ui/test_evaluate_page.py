@@ -3,15 +3,13 @@ methods, and the model-randomisation sanity check. Small steps and two checkpoin
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from cam_core.evaluation.scoring import score_map
 from cam_core.inputs.examples import load_example
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 120
 STEPS = 5
 CHECKPOINTS = 2
