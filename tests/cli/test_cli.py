@@ -95,13 +95,34 @@ def test_bad_input_exits_2_with_one_line(args, message, chelsea_file, tmp_path, 
     assert len(err.strip().splitlines()) == 1, err
 
 
+def cli_process(*args: str) -> subprocess.Popen:
+    """`python -m cam_core args`, started (not waited for)."""
+    return subprocess.Popen([sys.executable, "-m", "cam_core", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def finished(process: subprocess.Popen, timeout: float = 120) -> subprocess.CompletedProcess:
+    """The process's exit code and output once it ends (killed after timeout seconds)."""
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
 @pytest.mark.skipif(not (DARKNET / "dog.jpg").exists(), reason="darknet's dog.jpg is not installed")
 def test_the_real_process_exit_codes(tmp_path):
-    ok = subprocess.run([sys.executable, "-m", "cam_core", "explain", str(DARKNET / "dog.jpg"), "--target", "717",
-                         "--out", str(tmp_path / "d.npz")], capture_output=True, text=True, timeout=120)
+    """The two processes run side by side (each spends most of its time importing torch)."""
+    started = (cli_process("explain", str(DARKNET / "dog.jpg"), "--target", "717", "--out", str(tmp_path / "d.npz")),
+               cli_process("explain", str(tmp_path / "none.png"), "--out", str(tmp_path / "e.npz")))
+    try:
+        ok, bad = (finished(process) for process in started)
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.kill()
     assert ok.returncode == 0, ok.stderr
     assert int(np.load(tmp_path / "d.npz")["target"]) == 717
-    bad = subprocess.run([sys.executable, "-m", "cam_core", "explain", str(tmp_path / "none.png"), "--out",
-                          str(tmp_path / "e.npz")], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and "Traceback" not in bad.stderr

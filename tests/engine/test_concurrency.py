@@ -14,7 +14,7 @@ from cam_core import Explainer, methods
 from cam_core.sharing.once import SharedWork
 from cam_core.sharing.slots import FairSlots
 from cam_core.sharing.waiting import Wait, on_wait
-from tests.conftest import count_passes, run_threads
+from tests.conftest import count_passes, fresh_analysis, run_threads
 
 FAST = [card.id for card in methods() if card.cost in ("instant", "fast")]
 # The cheapest settings of the methods that run many passes: every code path still runs, in a fraction of the time.
@@ -37,7 +37,8 @@ def every_fast_map(explainer: Explainer, photo) -> dict:
 def test_eight_threads_on_eight_photos_with_every_fast_method_get_their_solo_maps_bit_for_bit(eight_photos):
     """The deadlock of issue 13: mask scores, clusters and the cache's trimming from eight threads at once, under a
     cache bound so small that every new quantity evicts an analysis."""
-    solo = [every_fast_map(Explainer("mobilenet_v2"), photo) for photo in eight_photos]
+    alone = Explainer("mobilenet_v2")  # one photo at a time, in this thread, on a model of its own
+    solo = [every_fast_map(alone, photo) for photo in eight_photos]
     shared = Explainer("mobilenet_v2", cache_bytes=8 << 20)
     together = run_threads(lambda photo: every_fast_map(shared, photo), eight_photos, timeout=240)
     for index, (alone, loaded) in enumerate(zip(solo, together, strict=True)):
@@ -83,11 +84,11 @@ class GaveUp(BaseException):
     """What a Streamlit rerun raises in a page's thread (a BaseException, like Streamlit's own)."""
 
 
-def test_work_abandoned_by_its_session_stops_and_a_waiting_session_takes_it_over(chelsea):
+def test_work_abandoned_by_its_session_stops_and_a_waiting_session_takes_it_over(mobilenet, chelsea):
     """Two sessions ask for the same Score-CAM: the first gives up after its first batch (its page moved on), so no
     more of its batches run; the second, which was waiting for that same work, computes it whole."""
-    explainer = Explainer("mobilenet_v2")
-    analysis = explainer.analyze(chelsea)
+    explainer = mobilenet
+    analysis = fresh_analysis(explainer, chelsea)
     fast = explainer.fast_model()
     first_batch, second_waits = threading.Event(), threading.Event()
     waits: list[Wait] = []
@@ -121,7 +122,7 @@ def test_work_abandoned_by_its_session_stops_and_a_waiting_session_takes_it_over
     channels = analysis.activations("features.16").shape[0]
     batches = -(-channels // 16)
     assert len(passes) <= 1 + 2 + 1 + batches, (len(passes), batches)  # the first's baseline, ≤ 2 batches in flight
-    solo = Explainer("mobilenet_v2").analyze(chelsea).cam("scorecam", layer="features.16", batch_size=16)
+    solo = fresh_analysis(explainer, chelsea).cam("scorecam", layer="features.16", batch_size=16)
     assert np.array_equal(result.raw, solo.raw)
 
 

@@ -1,6 +1,7 @@
 """Score-CAM, Ablation-CAM, Group-, Cluster- and Cosine-CAM on the embedded model: the cached score matrices make a
 class switch free, a new class of Group-CAM costs one batch, seeded clusters repeat, the head-only ablation equals
-full passes, partial maps arrive and converge, and bad parameters name their range."""
+full passes, partial maps arrive and converge, and bad parameters name their range. The tests that count passes or
+watch a computation start from a fresh Analysis of the session's model (no other test's cached quantities)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from cam_core import CamError, Explainer
-from tests.conftest import count_passes, pearson
+from cam_core import CamError
+from tests.conftest import count_passes, fresh_analysis, pearson
 
 SLOW_METHODS = ("scorecam", "ablationcam", "groupcam", "clustercam", "cosinecam")
 
@@ -18,9 +19,9 @@ CLASS_AGNOSTIC_PASSES = {"scorecam": {"layer": "features.16"}, "groupcam": {"gro
 
 
 @pytest.mark.parametrize("method", SLOW_METHODS)
-def test_class_switch_runs_no_model_pass(method, chelsea):
-    explainer = Explainer("mobilenet_v2")
-    analysis = explainer.analyze(chelsea)
+def test_class_switch_runs_no_model_pass(method, mobilenet, chelsea):
+    explainer = mobilenet
+    analysis = fresh_analysis(explainer, chelsea)
     params = CLASS_AGNOSTIC_PASSES.get(method, {})
     first = analysis.cam(method, **params)
     head_modules = [step for step in explainer.model.head.steps if isinstance(step, torch.nn.Module)]
@@ -31,11 +32,11 @@ def test_class_switch_runs_no_model_pass(method, chelsea):
     assert passes == [], f"{method}: a class switch ran {len(passes)} model passes"
 
 
-def test_groupcam_costs_one_batch_of_group_passes_per_new_class(chelsea):
+def test_groupcam_costs_one_batch_of_group_passes_per_new_class(mobilenet, chelsea):
     """The paper's class-specific groups: a new class costs its baseline pass and one batch of its 32 masked
     inputs; a class seen before costs nothing."""
-    explainer = Explainer("mobilenet_v2")
-    analysis = explainer.analyze(chelsea)
+    explainer = mobilenet
+    analysis = fresh_analysis(explainer, chelsea)
     analysis.cam("groupcam")
     with count_passes(explainer.fast_model()) as passes:
         analysis.cam("groupcam", target=717)
@@ -46,10 +47,10 @@ def test_groupcam_costs_one_batch_of_group_passes_per_new_class(chelsea):
     assert passes == []
 
 
-def test_clustering_is_deterministic_with_a_seed(chelsea):
+def test_clustering_is_deterministic_with_a_seed(mobilenet, chelsea):
     maps = []
     for _ in range(2):
-        analysis = Explainer("mobilenet_v2").analyze(chelsea)
+        analysis = fresh_analysis(mobilenet, chelsea)
         maps.append(analysis.cam("clustercam", groups=6, seed=3))
         maps.append(analysis.cam("cosinecam", groups=6, seed=3))
     np.testing.assert_array_equal(maps[0].raw, maps[2].raw)
@@ -65,7 +66,7 @@ def test_ablation_through_the_head_equals_full_forward_passes(mobilenet, chelsea
 
 
 def test_partial_maps_arrive_and_converge(mobilenet, coffee):
-    analysis = Explainer("mobilenet_v2").analyze(coffee)
+    analysis = fresh_analysis(mobilenet, coffee)
     partials, progress = [], []
     final = analysis.cam("scorecam", layer="features.16", batch_size=16, partial=partials.append,
                          progress=lambda done, total: progress.append((done, total)))

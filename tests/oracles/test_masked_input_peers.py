@@ -6,17 +6,25 @@ import copy
 
 import numpy as np
 import pytest
+import torch
 from pytorch_grad_cam import AblationCAM, ScoreCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from cam_core import Explainer
 from tests.conftest import pearson
 
-LAYER = "features.14"  # 160 channels: the peers' one-pass-per-channel loops stay short
+
+def peer_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """The peer's own deep copy of the network, its weights laid out channels-last: the peers run one NCHW batch after
+    another, which oneDNN then computes on its fast path (the same arithmetic, about twice as fast on CPU)."""
+    return copy.deepcopy(module).to(memory_format=torch.channels_last)
+
+
+LAYER = "features.10"  # 64 channels at 14×14: the peers' one-pass-per-channel loops stay short
 
 
 def peer_map(peer_class, explainer: Explainer, analysis, target: int, layer_name: str = LAYER, **kwargs) -> np.ndarray:
-    model = copy.deepcopy(explainer.model.module)
+    model = peer_copy(explainer.model.module)
     for parameter in model.parameters():
         parameter.requires_grad_(True)
     layer = dict(model.named_modules())[layer_name]
@@ -39,7 +47,7 @@ def test_scorecam_matches_pytorch_grad_cam(mobilenet, chelsea, target):
     assert pearson(np.maximum(ours.raw, 0), theirs, f"Score-CAM class {target}") >= 0.95
 
 
-RELU_LAYER = "features.2.conv.0"  # 96 channels after a ReLU6
+RELU_LAYER = "features.1.conv.0"  # 32 channels after a ReLU6
 
 
 @pytest.mark.parametrize("target", [285, 282])
@@ -51,7 +59,7 @@ def test_ablationcam_matches_pytorch_grad_cam(mobilenet, chelsea, target):
     assert float(analysis.activations(RELU_LAYER).min()) == 0.0
     ours = analysis.cam("ablationcam", target=target, layer=RELU_LAYER)
     assert not analysis.ablation_scores(RELU_LAYER).head_only
-    model = copy.deepcopy(mobilenet.model.module)
+    model = peer_copy(mobilenet.model.module)
     layer = dict(model.named_modules())[RELU_LAYER]
     peer = AblationCAM(model=model, target_layers=[layer], batch_size=32)
     theirs = peer.get_cam_weights(analysis.input, layer, [ClassifierOutputTarget(target)],

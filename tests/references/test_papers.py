@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,7 +23,7 @@ from tests.conftest import TWO_OBJECT_PHOTOS, pearson, photo_classes, two_object
 
 R_MIN = 0.99
 SCORE_LAYER = "features.13"  # 96 channels: the masked-input references run one pass per channel
-POLY_LAYERS = ("features.6", "features.13")
+POLY_LAYERS = ("features.6", "features.10")  # 32 channels at 28×28, 64 at 14×14: Poly-CAM runs two passes per channel
 POLY_VARIANTS = {"dog.jpg": ("PCAM±", "PCAM+"), "person.jpg": ("PCAM±", "PCAM−"), "kite.jpg": ("PCAM±",)}
 CLASS_KINDS = ("top", "second", "negative")
 
@@ -93,8 +95,17 @@ def activations_and_gradients(ref: Reference, layer: str, target: int) -> tuple[
 
 
 def probabilities_of(model: torch.nn.Module, inputs: torch.Tensor, batch: int = 32) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([torch.softmax(model(inputs[i:i + batch]), dim=1) for i in range(0, len(inputs), batch)])
+    """The softmax probabilities of inputs, in batches. The same arithmetic as one NCHW batch after another, only
+    faster: each batch is laid out channels-last (oneDNN's fast path on CPU, about twice as fast) and batches run
+    side by side, one per core (torch itself runs on one intra-op thread in the tests)."""
+
+    def run(start: int) -> torch.Tensor:
+        with torch.no_grad():
+            chunk = inputs[start:start + batch].contiguous(memory_format=torch.channels_last)
+            return torch.softmax(model(chunk), dim=1)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        return torch.cat(list(pool.map(run, range(0, len(inputs), batch))))
 
 
 def minmax(x: torch.Tensor) -> torch.Tensor:

@@ -146,6 +146,7 @@ def test_a_model_that_cannot_load_is_a_message_on_every_page(tmp_path, monkeypat
         go(app, page)
         assert not app.exception
         assert app.error and "needs its pretrained weights" in app.error[0].value
+    app.session_state["evaluate_steps"] = 5  # the Evaluate page (shown last) draws its curves in few steps
     app.selectbox(key="model_choice").set_value("efficientnet_lite0")
     app.run()
     assert not app.error
