@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
@@ -202,18 +204,24 @@ def score_masks(
         return MaskScores(maps, labels, now, baseline_logits, constant, time.perf_counter() - started, note,
                           input_logits)
 
-    done = 0
-    pool = ThreadPoolExecutor(max_workers=_workers())
+    done, workers = 0, _workers()
+    parts = iter(chunks(len(todo), max(1, batch_size // len(fill[spec.keep]))))
+    pool = ThreadPoolExecutor(max_workers=workers)
     try:
-        for rows, batch_logits in pool.map(run, chunks(len(todo), max(1, batch_size // len(fill[spec.keep])))):
+        running = deque(pool.submit(run, part) for part in itertools.islice(parts, workers))
+        while running:
+            rows, batch_logits = running.popleft().result()
             logits[rows] = batch_logits
             done += len(rows) // len(fill[spec.keep])
             if progress is not None:
                 progress(done, len(todo))
             if partial is not None and done < len(todo):
                 partial(scores(logits.clone()))
+            running.extend(pool.submit(run, part) for part in itertools.islice(parts, 1))
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)  # a caller that gave up (an exception above) runs no more
+        # A batch is handed to the pool only once the callbacks of the one before have returned, so a caller that
+        # gives up there (an exception above) leaves at most the batches already running, and runs no more.
+        pool.shutdown(wait=True, cancel_futures=True)
     return scores(logits)
 
 

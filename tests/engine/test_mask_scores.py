@@ -83,7 +83,7 @@ def test_partial_maps_arrive_and_converge(mobilenet, coffee):
         ({"groups": 1}, "groups must be between 2 and 256"),
         ({"groups": 2.5}, "groups must be a whole number"),
         ({"grouping": "random"}, "grouping must be one of contiguous, kmeans"),
-        ({"baseline": "noise"}, "baseline must be one of blur, zeros"),
+        ({"baseline": "noise"}, "baseline must be one of blur, zero"),
     ],
 )
 def test_bad_parameters_name_the_valid_range(mobilenet, chelsea, params, message):

@@ -116,7 +116,7 @@ def test_batch_size_does_not_change_a_curve_and_baselines_are_what_they_say():
         ({"steps": 0}, "steps must be a whole number from 1 to 1000"),
         ({"steps": 2.5}, "steps must be a whole number"),
         ({"kind": "both"}, "kind must be one of deletion, insertion"),
-        ({"baseline": "noise"}, "baseline must be one of rise, blur, zero"),
+        ({"baseline": "noise"}, "baseline must be one of rise, zero, blur"),
     ],
 )
 def test_bad_settings_name_the_valid_range(kwargs, message):
