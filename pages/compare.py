@@ -48,12 +48,14 @@ def about(card: MethodCard, picture: Image.Image, saliency: np.ndarray, stem: st
 
 
 def method_settings(explainer: Explainer, chosen: list[str], cards: dict[str, MethodCard]) -> dict[str, dict]:
-    """An expander with the chosen methods' parameters and, for multi-layer methods, their layers."""
+    """An expander with the chosen methods' parameters and their layer (multi-layer methods: their layers). Vanilla
+    CAM has no layer to choose: it exists only at the layer the classifier follows."""
     settings: dict[str, dict] = {}
-    tunable = [cards[i] for i in chosen if cards[i].params or cards[i].multi_layer]
+    tunable = [cards[i] for i in chosen if cards[i].params or "class_weights" not in cards[i].needs]
     if not tunable:
         return settings
     order = stack_choices(explainer)
+    deepest_first = explainer.model.layer_choices()[::-1]
     with st.expander("Method settings", icon=":material/tune:"):
         columns = st.columns(min(3, len(tunable)))
         for position, card in enumerate(tunable):
@@ -67,6 +69,10 @@ def method_settings(explainer: Explainer, chosen: list[str], cards: dict[str, Me
                                             help="Shallow layers add detail, deep layers class evidence; "
                                             "maps are fused at the finest layer's resolution.")
                     values["layers"] = sorted(picked, key=order.index) or None
+                elif "class_weights" not in card.needs:
+                    values["layer"] = st.selectbox("layer", deepest_first, key=f"layer_{card.id}_{explainer.name}",
+                                                   help="Deeper layers: coarser maps, more class-specific channels; "
+                                                   "for methods of one pass per channel, fewer channels are faster.")
                 settings[card.id] = values
     return settings
 

@@ -20,7 +20,7 @@ from PIL import Image
 from skimage import data
 from sklearn.datasets import load_sample_images
 
-from cam_core import Explainer
+from cam_core import Explainer, methods
 from cam_core.engine.analysis import Analysis
 from cam_core.inputs.images import image_key, load_image, to_input
 
@@ -99,10 +99,11 @@ def cheap_settings(card) -> dict:
     return {"layers": CHEAP_PYRAMID} if card.multi_layer else {"layer": CHEAP_LAYER}
 
 
-# The methods of Smooth Grad-CAM++, Integrated Grad-CAM, multi-layer Layer-CAM, Zoom-CAM, Gradient Poly-CAM and the
-# guided methods' issue, checked together on the engine and on real photos.
-NEW_METHODS = ("smoothgradcampp", "intgradcam", "layercam", "zoomcam", "gradpolycam", "guidedbackprop",
-               "guidedgradcam")
+# The gradient methods that read more than one pass at one layer (noisy copies, a path, a stack of layers, the input
+# gradient), from their cards: Smooth Grad-CAM++, Integrated Grad-CAM, Layer-CAM, Zoom-CAM, Gradient Poly-CAM and the
+# guided methods, checked together on the engine and on real photos.
+NEW_METHODS = tuple(card.id for card in methods()
+                    if card.needs & {"path", "layer_stack", "guided_gradients"} and "mask_scores" not in card.needs)
 CAT_FAMILY = {281, 282, 283, 284, 285, 287}
 
 

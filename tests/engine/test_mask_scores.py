@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from cam_core import CamError
+from cam_core import CamError, methods
 from tests.conftest import count_passes, fresh_analysis, pearson
 
-SLOW_METHODS = ("scorecam", "ablationcam", "groupcam", "clustercam", "cosinecam")
+# The single-layer methods that score masked or ablated inputs, from their cards.
+SLOW_METHODS = tuple(card.id for card in methods()
+                     if card.needs & {"mask_scores", "ablation_scores"} and not card.multi_layer)
 
 
 CLASS_AGNOSTIC_PASSES = {"scorecam": {"layer": "features.16"}, "groupcam": {"groups_from": "activations"}}

@@ -27,43 +27,32 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import pytorch_grad_cam
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from pytorch_grad_cam import (
-    EigenCAM,
-    EigenGradCAM,
-    GradCAM,
-    GradCAMPlusPlus,
-    HiResCAM,
-    LayerCAM,
-    XGradCAM,
-)
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from skimage import data
 
-from cam_core import Explainer
+from cam_core import Explainer, methods
 from tests.conftest import pearson
 
-PEERS = {
-    "gradcam": GradCAM,
-    "gradcampp": GradCAMPlusPlus,
-    "xgradcam": XGradCAM,
-    "hirescam": HiResCAM,
-    "layercam": LayerCAM,
-    "eigencam": EigenCAM,
-    "eigengradcam": EigenGradCAM,
-}
-EIGEN = ("eigencam", "eigengradcam")
-GRADIENT_METHODS = tuple(m for m in PEERS if m != "eigencam")
+# From the cards: every single-layer method whose card names a pytorch-grad-cam peer computed from one pass and its
+# gradients (the masked-input and guided peers have their own files), with our parameters that make it the peer's.
+CARDS = {card.id: card for card in methods()
+         if card.needs <= {"gradients", "layer_stack"} and not card.pyramid_by_default and card.resolution == "layer"}
+PEER_CARDS = {method: peer for method, card in CARDS.items() for peer in card.peers
+              if peer.library == "pytorch-grad-cam"}
+PEERS = {method: getattr(pytorch_grad_cam, peer.name) for method, peer in PEER_CARDS.items()}
+PEER_DEFINITION = {method: dict(peer.params) for method, peer in PEER_CARDS.items() if peer.params}
+EIGEN = tuple(method for method in PEERS if "Eigen" in PEERS[method].__name__)
+GRADIENT_METHODS = tuple(m for m in PEERS if CARDS[m].needs_gradients)
 
 DOG = Path("/usr/share/darknet/data/dog.jpg")
 
 # The second class per photo: a plausible runner-up or a class that is clearly absent.
 OTHER_CLASS = {"chelsea": 282, "coffee": 968, "dog": 717}  # tiger cat, cup, pickup
 CLASSES = ("top1", "other")
-# Our parameters that make a method the peer's definition (the defaults follow the authors' code).
-PEER_DEFINITION = {"gradcampp": {"normalise_alpha": False}, "eigencam": {"centre": True}}
 
 THRESHOLD = 0.98
 

@@ -1,5 +1,6 @@
 """A method lives in one place: registered in one call (its card, its function, its lesson), it is at once in the
-method list, the CLI, the README's table, the API with its parameters checked, Learn, and the Channels rankings."""
+method list, the CLI, the README's table, the API with its parameters checked, Learn, the Channels rankings and the
+pages' pickers."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from cam_core.methods.catalogue import markdown_table
 from cam_core.methods.common import weighted_sum
 from cam_core.registry import CamInputs, MethodCard, MethodOutput, Param, register
 from cam_core.views.channels import channel_scores, rankings
+from tests.conftest import open_app
 
 CARD = MethodCard(
     id="meanchannel",
@@ -66,6 +68,19 @@ def test_a_method_registered_in_one_call_is_everywhere(registered, mobilenet, ch
     np.testing.assert_array_equal(story.raw, result.raw)
     assert rankings()["meanchannel"] == "Mean-channel weight"
     np.testing.assert_array_equal(channel_scores(analysis, "meanchannel"), analysis.cam("meanchannel").weights)
+
+
+def test_the_pages_offer_it_without_a_line_of_their_own(registered):
+    app = open_app()
+    for page, key, label in (("compare", "compare_methods", CARD.name),
+                             ("learn", "learn_method", f"{CARD.name} · {CARD.family}")):
+        app.switch_page(f"pages/{page}.py")
+        app.run()
+        assert not app.exception, app.exception
+        widget = app.multiselect(key=key) if page == "compare" else app.selectbox(key=key)
+        assert label in widget.options, f"{page} does not offer the new method"
+        if page == "compare":
+            assert "meanchannel" in widget.value, "an instant method joins Compare's default grid"
 
 
 def test_the_registry_refuses_a_second_method_of_the_same_id(registered):

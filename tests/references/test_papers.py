@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.functional import gaussian_blur
 
+from cam_core import methods
 from cam_core.inputs.masking import BLUR_SIGMA
 from tests.conftest import TWO_OBJECT_PHOTOS, pearson, photo_classes, two_object_photo
 
@@ -420,3 +421,14 @@ def test_polycam_follows_the_authors_code(mobilenet, references, name, kind):
     for variant in POLY_VARIANTS[name]:
         result = ours(mobilenet, name, "polycam", target, layers=POLY_LAYERS, variant=variant)
         check(result.raw, ref_polycam(ref, target, POLY_LAYERS, variant), f"polycam {variant} {name} {kind}")
+
+
+REFERENCED = {*LAYER_METHODS, "eigencam", "guidedbackprop", "guidedgradcam", *MASKED, "zoomcam", "polycam"}
+
+
+def test_every_card_that_names_a_paper_reference_has_one_here():
+    """The cards say what each method is checked against (README's "tested against"); here is every method whose
+    card says "paper" or "authors' code"."""
+    promised = {card.id for card in methods() if card.reference in ("paper", "authors' code")}
+    missing, unpromised = sorted(promised - REFERENCED), sorted(REFERENCED - promised)
+    assert not missing and not unpromised, f"no reference for {missing}; not promised by a card: {unpromised}"

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT, open_app, texts
+from tests.conftest import CHEAP_LAYER, ROOT, open_app, texts
 
 
 def go(app: AppTest, page: str) -> AppTest:
@@ -155,8 +155,11 @@ def test_a_model_that_cannot_load_is_a_message_on_every_page(tmp_path, monkeypat
 
 def test_compare_runs_score_cam_with_progress_and_switches_class_for_free():
     app = go(open_app(), "compare")
+    for method in ("scorecam", "groupcam"):  # Method settings' layer picker, set before the methods are chosen
+        app.session_state[f"layer_{method}_mobilenet_v2"] = CHEAP_LAYER
     app.multiselect(key="compare_methods").set_value(["scorecam", "groupcam"])
     app.run()
+    assert app.selectbox(key="layer_scorecam_mobilenet_v2").value == CHEAP_LAYER
     assert not app.exception and not app.warning
     captions = [im.proto.imgs[0].caption for im in app.get("image") if " · " in im.proto.imgs[0].caption]
     assert [c.split(" · ")[0] for c in captions] == ["Score-CAM", "Group-CAM"], captions
