@@ -30,6 +30,7 @@ from scripts.dashboard_driver import (  # noqa: E402
     ARGS,
     CHROMIUM,
     UPLOADER,
+    add_score_cam,
     choose,
     clear_methods,
     main_images,
@@ -38,7 +39,6 @@ from scripts.dashboard_driver import (  # noqa: E402
     playwright_api,
     settle,
     streamlit_server,
-    type_into,
 )
 
 DOG = Path("/usr/share/darknet/data/dog.jpg")
@@ -92,23 +92,9 @@ def cold_score_cam(tab, url: str) -> tuple[float, float, str]:
     and to the complete one, and the first picture's caption."""
     tab.goto(f"{url}/compare")
     settle(tab, "Compare methods", timeout=180)
-    methods = clear_methods(tab)
-    settle(tab)
-    type_into(tab, methods.locator("input"), "Score-CAM")
-    option = tab.get_by_role("option", name="Score-CAM", exact=True)
-    option.wait_for()
-    started = time.perf_counter()
-    option.click()
-    caption = tab.locator("[data-testid=stMain] [data-testid=stImageCaption]", has_text="Score-CAM").first
-    caption.wait_for(timeout=120_000)
-    first = time.perf_counter() - started
-    first_text = caption.inner_text()
-    tab.locator("[data-testid=stMain] [data-testid=stImageCaption]", has_text="Score-CAM ·").filter(
-        has_not_text="so far").first.wait_for(timeout=600_000)
-    settle(tab, timeout=120)
-    complete = time.perf_counter() - started
+    timings = add_score_cam(tab, first_timeout=120, complete_timeout=600)
     no_errors(tab)
-    return first, complete, first_text
+    return timings
 
 
 def api_score_cam() -> float:

@@ -153,6 +153,26 @@ def clear_methods(tab):
     return methods
 
 
+def add_score_cam(tab, first_timeout: float, complete_timeout: float) -> tuple[float, float, str]:
+    """On Compare: empty the methods, add Score-CAM and wait for its map; the seconds from the click to its first
+    (partial) picture and to the complete one, and the first picture's caption."""
+    methods = clear_methods(tab)
+    settle(tab)
+    type_into(tab, methods.locator("input"), "Score-CAM")
+    option = tab.get_by_role("option", name="Score-CAM", exact=True)
+    option.wait_for()
+    started = time.perf_counter()
+    option.click()
+    captions = tab.locator("[data-testid=stMain] [data-testid=stImageCaption]")
+    first = captions.filter(has_text="Score-CAM").first
+    first.wait_for(timeout=first_timeout * 1000)
+    first_seconds, first_text = time.perf_counter() - started, first.inner_text()
+    captions.filter(has_text="Score-CAM ·").filter(has_not_text="so far").first.wait_for(
+        timeout=complete_timeout * 1000)
+    settle(tab, timeout=complete_timeout)
+    return first_seconds, time.perf_counter() - started, first_text
+
+
 def default_grid() -> list[str]:
     """The names of the methods Compare shows by default, in order."""
     from cam_core import methods

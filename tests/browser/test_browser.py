@@ -8,7 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from scripts.dashboard_driver import ARGS, CHROMIUM, choose, main_images, no_errors, pick, settle, type_into
+from scripts.dashboard_driver import (
+    ARGS,
+    CHROMIUM,
+    add_score_cam,
+    choose,
+    main_images,
+    no_errors,
+    pick,
+    settle,
+    type_into,
+)
 from tests.browser.conftest import SHOTS
 from tests.conftest import DARKNET
 
@@ -98,23 +108,7 @@ def test_landing_on_compare_and_score_cam_shows_a_partial_map_early(page, server
     tab.goto(f"{server}/compare")
     settle(tab, "Compare methods")
     assert tab.get_by_role("link", name="Channels").count() == 1, "landing on a page must give the full navigation"
-    methods = tab.locator("[data-testid=stMultiSelect]").first
-    methods.locator("svg[title='Clear all']").click() if methods.locator("svg[title='Clear all']").count() else \
-        methods.get_by_role("button", name="Clear all").click()
-    settle(tab)
-    type_into(tab, methods.locator("input"), "Score-CAM")
-    option = tab.get_by_role("option", name="Score-CAM", exact=True)
-    option.wait_for()
-    started = time.perf_counter()
-    option.click()
-    caption = tab.locator("[data-testid=stMain] [data-testid=stImageCaption]", has_text="Score-CAM").first
-    caption.wait_for(timeout=60_000)
-    first_picture = time.perf_counter() - started
-    first_text = caption.inner_text()
-    tab.locator("[data-testid=stMain] [data-testid=stImageCaption]", has_text="Score-CAM ·").filter(
-        has_not_text="so far").first.wait_for(timeout=120_000)
-    settle(tab)
-    complete = time.perf_counter() - started
+    first_picture, complete, first_text = add_score_cam(tab, first_timeout=60, complete_timeout=120)
     tab.keyboard.press("Escape")
     tab.locator("[data-testid=stMain] h1").click()
     keep(tab, "compare_scorecam", "scorecam", f"Score-CAM in the browser: first picture after {first_picture:.2f} s "
