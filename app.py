@@ -8,6 +8,7 @@ import streamlit as st
 from pages.ui.errors import friendly_errors
 from pages.ui.frame import page
 from pages.ui.state import UPLOAD_TYPES, Subject, class_label, example_names, on_example, on_upload
+from pages.ui.widgets import format_probability
 
 
 def _pick_target(index: int) -> None:
@@ -25,7 +26,7 @@ def predictions(subject: Subject) -> None:
             y=[f"{label} ({index})" for index, label, _ in top][::-1],
             orientation="h",
             marker_color=["#d0342c" if index == target else "#9aa5b8" for index, *_ in top][::-1],
-            text=[f"{p:.1%}" for *_, p in top][::-1],
+            text=[format_probability(p) for *_, p in top][::-1],
             textposition="auto",
         )
     )
@@ -35,8 +36,8 @@ def predictions(subject: Subject) -> None:
     st.markdown(f"**Explaining:** {class_label(explainer, analysis, target)}")
     st.caption("Explain another of the top-5 (or type any class in the sidebar):")
     for index, label, probability in top:
-        st.button(f"{label} · {probability:.1%}", key=f"pick_{index}", on_click=_pick_target, args=(index,),
-                  disabled=index == target, width="stretch")
+        st.button(f"{label} · {format_probability(probability)}", key=f"pick_{index}", on_click=_pick_target,
+                  args=(index,), disabled=index == target, width="stretch")
     st.caption(f"Model: {explainer.spec.title}; weights: {explainer.model.weights_source}. The whole image is "
                f"resized to {explainer.spec.preprocessing.input_size}×{explainer.spec.preprocessing.input_size}, "
                "no crop.")

@@ -11,6 +11,7 @@ from cam_core import Analysis, CamError, Explainer
 from cam_core.inputs.examples import examples, load_example
 from cam_core.inputs.images import load_image
 from pages.ui import resources
+from pages.ui.widgets import format_probability
 
 DEFAULT_EXAMPLE = "chelsea"
 DISPLAY_SIDE = 1600
@@ -98,7 +99,7 @@ def current_subject() -> Subject:
 
 
 def _label(name: str, index: int, probability: float) -> str:
-    return f"{name} ({index}) · {probability:.1%}"
+    return f"{name} ({index}) · {format_probability(probability)}"
 
 
 def class_label(explainer: Explainer, analysis: Analysis, index: int) -> str:

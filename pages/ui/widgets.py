@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable, Iterator
 
@@ -15,6 +16,21 @@ from cam_core.sharing.waiting import Wait, on_wait
 def format_seconds(seconds: float) -> str:
     """A duration as milliseconds below one second, else as seconds."""
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def format_probability(p: float) -> str:
+    """A probability as a percentage with the digits it needs: one decimal from 1 %, two significant digits below
+    (trailing zeros dropped; scientific below 0.0001 %), "0%" for zero."""
+    percent = 100 * p
+    if percent <= 0:
+        return "0%"
+    rounded = float(f"{percent:.2g}")
+    if rounded >= 1:
+        return f"{percent:.1f}%"
+    if rounded < 1e-4:
+        return f"{percent:.1e}%"
+    decimals = 1 - math.floor(math.log10(rounded))
+    return f"{percent:.{decimals}f}".rstrip("0").rstrip(".") + "%"
 
 
 class ProgressLine:
