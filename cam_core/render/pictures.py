@@ -13,7 +13,7 @@ from PIL import Image
 from cam_core.errors import CamError
 from cam_core.scaling import min_max
 
-COLORMAPS = ("jet", "turbo", "viridis", "inferno", "magma", "plasma", "hot", "gray")
+COLORMAPS = ("viridis", "inferno", "magma", "plasma", "cividis", "turbo", "jet", "hot", "gray")  # perceptual first
 DIVERGING = "RdBu_r"
 
 
@@ -41,13 +41,13 @@ def _rgb(colour: str) -> tuple[int, int, int]:
     return round(r), round(g), round(b)
 
 
-def colorize(values: np.ndarray, colormap: str = "jet") -> np.ndarray:
+def colorize(values: np.ndarray, colormap: str = COLORMAPS[0]) -> np.ndarray:
     """An (H, W, 3) uint8 picture of values in [0, 1]."""
     indices = np.clip(np.nan_to_num(values) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return colormap_table(colormap)[indices]
 
 
-def overlay(image: Image.Image, saliency: np.ndarray, alpha: float = 0.5, colormap: str = "jet") -> Image.Image:
+def overlay(image: Image.Image, saliency: np.ndarray, alpha: float = 0.5, colormap: str = COLORMAPS[0]) -> Image.Image:
     """The image with the coloured saliency blended on top (alpha = weight of the map)."""
     if not 0.0 <= alpha <= 1.0:
         raise CamError(f"opacity must be between 0 and 1, not {alpha}")
@@ -58,16 +58,23 @@ def overlay(image: Image.Image, saliency: np.ndarray, alpha: float = 0.5, colorm
     return Image.fromarray(np.clip((1 - alpha) * base + alpha * heat, 0, 255).astype(np.uint8))
 
 
-def diverging(raw: np.ndarray, size: tuple[int, int] | None = None) -> Image.Image:
-    """A signed map coloured around zero: white at 0, red positive, blue negative, symmetric scale.
+def signed_values(raw: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A signed map as float32, resized to size=(height, width) (bilinear) when given: what diverging colours."""
+    values = np.nan_to_num(np.asarray(raw, dtype=np.float32))
+    if size is None:
+        return values
+    resized = Image.fromarray(values, mode="F").resize((size[1], size[0]), Image.BILINEAR)
+    return np.asarray(resized, dtype=np.float32)
+
+
+def diverging(raw: np.ndarray, size: tuple[int, int] | None = None, bound: float | None = None) -> Image.Image:
+    """A signed map coloured around zero: white at 0, red positive, blue negative, from −bound to +bound (default:
+    the map's largest magnitude; values beyond are clipped).
 
     size=(height, width) resizes the picture (bilinear on the colours' underlying values).
     """
-    values = np.nan_to_num(np.asarray(raw, dtype=np.float32))
-    if size is not None:
-        resized = Image.fromarray(values, mode="F").resize((size[1], size[0]), Image.BILINEAR)
-        values = np.asarray(resized, dtype=np.float32)
-    bound = float(np.abs(values).max())
+    values = signed_values(raw, size)
+    bound = float(np.abs(values).max()) if bound is None else float(bound)
     scaled = 0.5 + 0.5 * values / bound if bound > 0 else np.full_like(values, 0.5)
     return Image.fromarray(colorize(scaled, DIVERGING))
 
@@ -92,12 +99,16 @@ def npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def masked_input(image: Image.Image, mask: np.ndarray) -> Image.Image:
-    """The image multiplied by a [0, 1] mask of the same size (what Score-CAM feeds the network)."""
-    base = np.asarray(image.convert("RGB"), dtype=np.float32)
-    if mask.shape != base.shape[:2]:
-        raise CamError(f"mask of shape {mask.shape} does not match the image's {base.shape[:2]}")
-    return Image.fromarray((base * np.clip(mask, 0, 1)[:, :, None]).astype(np.uint8))
+def masked_input(image: Image.Image, mask: np.ndarray, mean: tuple[float, float, float]) -> Image.Image:
+    """What Score-CAM feeds the network, as a picture: the image where a [0, 1] mask of its size is 1, the zero model
+    input (the normalisation's mean colour, mean in [0, 1]) where it is 0."""
+    from cam_core.inputs.masking import masked_inputs
+
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    if mask.shape != pixels.shape[:2]:
+        raise CamError(f"mask of shape {mask.shape} does not match the image's {pixels.shape[:2]}")
+    kept = masked_inputs(pixels, np.asarray(mean, dtype=np.float32), np.clip(mask, 0, 1)[:, :, None])
+    return Image.fromarray((kept * 255.0 + 0.5).astype(np.uint8))
 
 
 def grid(pictures: list[Image.Image], titles: list[str], columns: int = 4, width: int = 320) -> Image.Image:
@@ -141,7 +152,7 @@ def result_picture(
     raw: np.ndarray,
     view: str = "overlay",
     alpha: float = 0.5,
-    colormap: str = "jet",
+    colormap: str = COLORMAPS[0],
     rgb: np.ndarray | None = None,
 ) -> Image.Image:
     """How a map is shown: over the image, on its own, or as the signed raw map on a diverging scale (blended over

@@ -12,18 +12,31 @@ from cam_core.scaling import is_blank, min_max
 SIGNS = ("positive", "negative")
 
 
-def saliency_map(
-    raw: torch.Tensor | np.ndarray, size: tuple[int, int], sign: str = "positive"
-) -> tuple[np.ndarray, str]:
-    """ReLU of the signed map (or of its negation), bilinearly resized to size=(height, width), min-max scaled to
-    [0, 1]; with a note when the map is blank."""
+def evidence_map(raw: torch.Tensor | np.ndarray, size: tuple[int, int], sign: str = "positive") -> torch.Tensor:
+    """ReLU of the signed map (or of its negation), bilinearly resized to size=(height, width): the evidence in the
+    method's own units."""
     if sign not in SIGNS:
         raise CamError(f"sign must be one of {', '.join(SIGNS)}, not {sign!r}")
     raw = torch.as_tensor(raw)
     signed = raw if sign == "positive" else -raw
     signed = torch.nan_to_num(signed.float(), nan=0.0, posinf=0.0, neginf=0.0)
     kept = signed.clamp(min=0)
-    upsampled = F.interpolate(kept[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
+    return F.interpolate(kept[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
+
+
+def evidence_range(
+    raw: torch.Tensor | np.ndarray, size: tuple[int, int], sign: str = "positive"
+) -> tuple[float, float]:
+    """The lowest and highest value of evidence_map: what 0 and 1 of the saliency map stand for."""
+    kept = evidence_map(raw, size, sign)
+    return float(kept.min()), float(kept.max())
+
+
+def saliency_map(
+    raw: torch.Tensor | np.ndarray, size: tuple[int, int], sign: str = "positive"
+) -> tuple[np.ndarray, str]:
+    """evidence_map min-max scaled to [0, 1]; with a note when the map is blank."""
+    upsampled = evidence_map(raw, size, sign)
     if bool(is_blank(upsampled.min(), upsampled.max())):
         note = f"the {sign} map is empty (no position has {sign} evidence at this layer)"
         return np.zeros(size, dtype=np.float32), note

@@ -1,0 +1,134 @@
+"""How class-specific a map is: its Pearson r with the same method's map for another class, why a method at a
+layer cannot separate classes when r is near 1, and the candidate layer where it separates them best."""
+
+from __future__ import annotations
+
+import math
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+
+from cam_core.engine.analysis import Analysis
+from cam_core.errors import CamError
+from cam_core.registry import MethodCard, get_method
+
+THRESHOLD = 0.9  # r ≥ 0.9: the other class's map explains over 80 % (r²) of this map's variance
+SWEEPABLE = frozenset({"gradients", "class_weights", "layer_stack", "guided_gradients"})  # no passes beyond a layer's
+REASONS = (
+    ("guided_gradients", "guided backpropagation lets only positive gradients back through every ReLU, so what "
+                         "reaches the input traces the image's edges for almost any class"),
+    ("mask_scores", "its masked inputs raise or lower both classes' scores nearly alike at this layer"),
+    ("ablation_scores", "removing a channel moves both classes' logits nearly alike at this layer"),
+    ("class_weights", "the classifier's weights of the two classes favour nearly the same channels"),
+    ("gradients", "its weights keep the channels of positive gradient, and at this layer the gradient is nearly the "
+                  "same for every class"),
+    ("path", "its weights keep the channels of positive gradient, and at this layer the gradient is nearly the same "
+             "for every class"),
+)
+
+_cache: weakref.WeakKeyDictionary[Analysis, dict] = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True)
+class Specificity:
+    """A map's Pearson r with the same method's map of another class; when r ≥ THRESHOLD, why, and the candidate
+    layer with the lowest r (best_layer, best_r; None when no other layer can be tried cheaply or none is lower)."""
+
+    method: str
+    target: int
+    other: int
+    r: float
+    note: str = ""
+    best_layer: str | None = None
+    best_r: float | None = None
+
+    @property
+    def barely_specific(self) -> bool:
+        """Whether the two classes' maps are nearly the same map (r ≥ THRESHOLD)."""
+        return not math.isnan(self.r) and self.r >= THRESHOLD
+
+
+def comparison_class(analysis: Analysis, target: int, second: int | None = None) -> int:
+    """The class a map is compared with: second when chosen (and not the target), else the top class, or the
+    second-ranked class when the target is the top class."""
+    if second is not None and second != target:
+        return int(second)
+    ranked = analysis.top_k(2)
+    return ranked[1][0] if ranked[0][0] == target else ranked[0][0]
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two equally shaped maps (NaN when either is constant)."""
+    x = np.asarray(a, dtype=np.float64).ravel()
+    y = np.asarray(b, dtype=np.float64).ravel()
+    if x.shape != y.shape:
+        raise CamError(f"maps of {np.shape(a)} and {np.shape(b)} cannot be correlated")
+    x, y = x - x.mean(), y - y.mean()
+    norm = math.sqrt(float(x @ x) * float(y @ y))
+    return float(x @ y) / norm if norm > 0 else math.nan
+
+
+def map_correlation(analysis: Analysis, method: str, target: int, other: int, sign: str = "positive",
+                    **settings: object) -> float:
+    """r between method's saliency maps of target and of other (same sign, layer and parameters)."""
+    first = analysis.cam(method, target=target, sign=sign, **settings)
+    second = analysis.cam(method, target=other, sign=sign, **settings)
+    return pearson(first.saliency, second.saliency)
+
+
+def reason(card: MethodCard) -> str:
+    """Why method's maps of two classes can be nearly the same map, from what it reads."""
+    if not card.class_specific and not card.needs:
+        return f"{card.name} does not read the class: its map is the same for every class"
+    for need, why in REASONS:
+        if need in card.needs:
+            return why
+    return "the two classes' evidence is nearly the same at this layer"
+
+
+def layer_correlations(analysis: Analysis, method: str, target: int, other: int, sign: str = "positive",
+                       **params: object) -> dict[str, float]:
+    """r at each candidate layer (the model's layer choices; multi-layer methods on each layer alone), for methods
+    whose map at another layer costs no pass beyond that layer's forward and backward; empty for the others."""
+    card = get_method(method).card
+    if not card.needs or not card.needs <= SWEEPABLE or card.needs == {"guided_gradients"}:
+        return {}
+    found = {}
+    for layer in analysis.explainer.model.layer_choices():
+        where = {"layers": [layer]} if card.multi_layer else {"layer": layer}
+        try:
+            found[layer] = map_correlation(analysis, method, target, other, sign, **params, **where)
+        except CamError:
+            continue
+    return {layer: r for layer, r in found.items() if not math.isnan(r)}
+
+
+def _key(value: object) -> object:
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _key(v)) for k, v in value.items()))
+    return value
+
+
+def specificity(analysis: Analysis, method: str, target: int, other: int, sign: str = "positive",
+                **settings: object) -> Specificity:
+    """How class-specific method's map of target is, against other's map; computed once per analysis and settings.
+    When r ≥ THRESHOLD, note says why and the candidate layer with the lowest r is named (if lower)."""
+    key = (method, int(target), int(other), sign, _key(settings))
+    known = _cache.setdefault(analysis, {})
+    if key in known:
+        return known[key]
+    card = get_method(method).card
+    r = map_correlation(analysis, method, target, other, sign, **settings)
+    found = Specificity(method, int(target), int(other), r)
+    if found.barely_specific:
+        params = {k: v for k, v in settings.items() if k not in ("layer", "layers")}
+        by_layer = layer_correlations(analysis, method, target, other, sign, **params)
+        best = min(by_layer, key=by_layer.get) if by_layer else None
+        better = best is not None and by_layer[best] < r - 0.05
+        found = Specificity(method, int(target), int(other), r, reason(card),
+                            best if better else None, by_layer[best] if better else None)
+    known[key] = found
+    return found
