@@ -11,7 +11,7 @@ import numpy as np
 
 from cam_core.errors import CamError
 from cam_core.evaluation.metrics import BASELINES
-from cam_core.evaluation.scoring import DEFAULT_BASELINE
+from cam_core.evaluation.scoring import DEFAULT_BASELINE, DEFAULT_STEPS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,14 +44,22 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--alpha", type=float, default=0.5, help="opacity of the map in the PNG")
     explain.add_argument("--colormap", default="jet")
     evaluate = commands.add_parser(
-        "evaluate", help="score methods' maps on every image of a folder (deletion, insertion, drop) into a CSV"
+        "evaluate",
+        help="score methods' maps on every image of a folder (deletion, insertion, drop, pointing, sparsity) into a "
+        "CSV, and print each metric's mean with a bootstrap 95%% interval",
     )
     evaluate.add_argument("folder", metavar="DIR", help="a folder of images (searched recursively)")
     evaluate.add_argument("--model", default="mobilenet_v2", metavar="NAME", help="a model name from models.yaml")
     evaluate.add_argument("--methods", default="gradcam", metavar="ID,ID", help="method ids (see `methods`)")
     evaluate.add_argument("--out", required=True, metavar="CSV", help="the CSV to write; its rows are not redone")
     evaluate.add_argument("--labels", metavar="CSV", help="file,label rows (class index or name); default: top-1")
-    evaluate.add_argument("--steps", type=int, default=20, metavar="N", help="steps of the deletion/insertion curves")
+    evaluate.add_argument(
+        "--boxes", metavar="CSV", help="file,label,x0,y0,x1,y1 rows: object boxes for the pointing game (label empty: "
+        "any class)"
+    )
+    evaluate.add_argument(
+        "--steps", type=int, default=DEFAULT_STEPS, metavar="N", help="steps of the deletion/insertion curves"
+    )
     evaluate.add_argument("--baseline", default=DEFAULT_BASELINE, choices=BASELINES,
                           help="what removed pixels become (rise: zeros for deletion, a blurred copy for insertion)")
     evaluate.add_argument("--ray", action="store_true", help="one Ray task per image (also when RAY_ADDRESS is set)")
@@ -140,6 +148,7 @@ def _evaluate(args: argparse.Namespace) -> None:
             methods,
             args.out,
             labels_csv=args.labels,
+            boxes_csv=args.boxes,
             steps=args.steps,
             baseline=args.baseline,
             use_ray=args.ray,

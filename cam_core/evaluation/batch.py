@@ -1,5 +1,6 @@
 """Faithfulness of CAM methods over a folder of images: one CSV row per (image, method), resumable, run here or as
-Ray tasks with identical results, and a summary per method like the papers' tables."""
+Ray tasks with identical results, and a summary per method: each metric's mean with a bootstrap 95 % interval, and
+the clear best method only where the intervals separate."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -18,8 +19,12 @@ import torch
 
 from cam_core.engine.explainer import Explainer
 from cam_core.errors import CamError, ImageError
+from cam_core.evaluation.boxes import class_index, csv_rows, read_boxes
+from cam_core.evaluation.intervals import Interval, bootstrap_interval, clear_best
 from cam_core.evaluation.metrics import BASELINES
+from cam_core.evaluation.pointing import POINTING_TOLERANCE, Box, boxes_for, check_boxes, energy_share, pointing_hit
 from cam_core.evaluation.scoring import DEFAULT_BASELINE, DEFAULT_STEPS, score_map
+from cam_core.evaluation.sparsity import entropy, gini
 from cam_core.models.labels import label_set
 from cam_core.models.specs import get_spec
 from cam_core.registry import get_method
@@ -39,15 +44,44 @@ COLUMNS = (
     "drop_percent",
     "increase",
     "explained_probability",
+    "pointing",
+    "energy",
+    "gini",
+    "entropy",
     "error",
 )
-METRICS = ("deletion_auc", "insertion_auc", "drop_percent", "increase")
+# Columns added after the first layout: a CSV without them is an earlier evaluation, read with them empty.
+ADDED_COLUMNS = ("pointing", "energy", "gini", "entropy")
 RAY_REQUIREMENT = "ray==2.60.0"
 
 Row = dict[str, str]
-Job = tuple[str, str, list[str], int | None]  # file, image name, methods, target class
+Job = tuple[str, str, list[str], int | None, tuple[Box, ...]]  # file, image name, methods, target class, boxes
 Progress = Callable[[int, int, str], None]
-Stat = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A summarised column: its heading, the factor its values are shown with (100: a 0/1 column as a percentage),
+    which way is better ("lower", "higher", or None for a description of the map rather than a score) and the
+    decimals shown."""
+
+    column: str
+    title: str
+    scale: float
+    better: str | None
+    decimals: int
+
+
+METRICS = (
+    Metric("deletion_auc", "deletion AUC ↓", 1, "lower", 4),
+    Metric("insertion_auc", "insertion AUC ↑", 1, "higher", 4),
+    Metric("drop_percent", "Average Drop % ↓", 1, "lower", 2),
+    Metric("increase", "Increase in Confidence % ↑", 100, "higher", 1),
+    Metric("pointing", "pointing game % ↑", 100, "higher", 1),
+    Metric("energy", "energy pointing ↑", 1, "higher", 3),
+    Metric("gini", "Gini (sparseness)", 1, None, 3),
+    Metric("entropy", "entropy (nats)", 1, None, 3),
+)
 
 
 def image_files(folder: str | os.PathLike) -> list[Path]:
@@ -64,32 +98,14 @@ def image_files(folder: str | os.PathLike) -> list[Path]:
 def read_labels(path: str | os.PathLike, labels: Sequence[str]) -> dict[str, int]:
     """Target class by image, from a CSV with the header `file,label`: file relative to the folder, label a class
     index or an exact class name."""
-    source = Path(path)
-    try:
-        text = source.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise CamError(f"labels file {source} is not UTF-8 text") from exc
-    reader = csv.reader(io.StringIO(text))
-    header = [cell.strip() for cell in next(reader, [])]
-    if header != ["file", "label"]:
-        raise CamError(f"labels file {source} must start with the header file,label, not {','.join(header)!r}")
-    classes = {label: index for index, label in enumerate(labels)}
     targets: dict[str, int] = {}
-    for row in reader:
-        where = f"labels file {source} line {reader.line_num}"
-        if not any(cell.strip() for cell in row):
-            continue
+    for where, row in csv_rows(path, "labels file", ("file", "label")):
         if len(row) != 2:
             raise CamError(f"{where}: wants file,label, not {','.join(row)!r}")
         name, label = PurePosixPath(row[0].strip().replace("\\", "/")).as_posix(), row[1].strip()
         if name in targets:
             raise CamError(f"{where}: {name} is listed twice")
-        if label.isdigit() and int(label) < len(labels):
-            targets[name] = int(label)
-        elif label in classes:
-            targets[name] = classes[label]
-        else:
-            raise CamError(f"{where}: no class {label!r} (a class index 0..{len(labels) - 1} or an exact class name)")
+        targets[name] = class_index(label, labels, where)
     return targets
 
 
@@ -101,9 +117,12 @@ def evaluate_image(
     steps: int = DEFAULT_STEPS,
     baseline: str = DEFAULT_BASELINE,
     name: str | None = None,
+    boxes: Sequence[Box] = (),
 ) -> list[Row]:
-    """One row per method: the map's target class (label, or the top-1 class when None) and its scores; an image
-    that cannot be read gives rows with only `error` filled. name is the image column (default: the file name)."""
+    """One row per method: the map's target class (label, or the top-1 class when None), its scores, the pointing
+    game (within POINTING_TOLERANCE pixels) and energy share against the boxes of that class (empty when it has
+    none) and the map's Gini and entropy; an image that cannot be read gives rows with only `error` filled. name is
+    the image column (default: the file name)."""
     image = name or Path(path).name
     try:
         analysis = explainer.analyze(path)
@@ -113,10 +132,16 @@ def evaluate_image(
             _row(image=image, model=explainer.name, method=method, steps=str(steps), baseline=baseline, error=error)
             for method in methods
         ]
+    size = analysis.image.size
+    try:
+        boxes = check_boxes(boxes, *size) if boxes else []
+    except CamError as exc:
+        raise CamError(f"the boxes of {image}: {exc}") from None
     rows = []
     for method in methods:
         result = analysis.cam(method, target=label)
         scores = score_map(analysis, result.saliency, result.target, steps, baseline)
+        own = boxes_for(boxes, result.target)
         rows.append(
             _row(
                 image=image,
@@ -132,9 +157,18 @@ def evaluate_image(
                 drop_percent=f"{100 * scores.confidence.drop:.6f}",
                 increase=str(int(scores.confidence.increase)),
                 explained_probability=f"{scores.confidence.explained:.6f}",
+                pointing=str(int(pointing_hit(result.saliency, own, size, POINTING_TOLERANCE))) if own else "",
+                energy=_number(energy_share(result.saliency, own, size)) if own else "",
+                gini=_number(gini(result.saliency)),
+                entropy=_number(entropy(result.saliency)),
             )
         )
     return rows
+
+
+def _number(value: float) -> str:
+    """A score with 6 decimals; empty when it is undefined (nan: a blank map)."""
+    return "" if np.isnan(value) else f"{value:.6f}"
 
 
 def _row(**values: str) -> Row:
@@ -143,16 +177,47 @@ def _row(**values: str) -> Row:
 
 @dataclass(frozen=True)
 class MethodSummary:
-    """A method's scores over the folder's images: (mean, std) of each metric, the Increase in Confidence as the
-    percentage of images whose map's pixels alone raise the confidence."""
+    """A method's scores over the folder's images: per METRICS column, the mean and bootstrap 95 % interval of its
+    values (shown scaled: the Increase in Confidence and the pointing game as percentages of images); a metric
+    undefined for an image (no boxes of its class, a blank map) leaves it out of that metric's count."""
 
     method: str
     images: int
     errors: int
-    deletion_auc: Stat
-    insertion_auc: Stat
-    average_drop: Stat
-    increase_percent: Stat
+    scores: dict[str, Interval] = field(default_factory=dict)
+
+
+def method_summaries(rows: Sequence[Row], methods: Sequence[str]) -> list[MethodSummary]:
+    """Each method's summary from evaluation rows (one per image; rows with an error are counted apart)."""
+    items = []
+    for method in methods:
+        found = [row for row in rows if row["method"] == method]
+        scored = [row for row in found if not row["error"]]
+        scores = {
+            metric.column: bootstrap_interval(
+                [metric.scale * float(row[metric.column]) for row in scored if row.get(metric.column)]
+            )
+            for metric in METRICS
+        }
+        items.append(MethodSummary(method, len(scored), len(found) - len(scored), scores))
+    return items
+
+
+def clear_bests(items: Sequence[MethodSummary]) -> dict[str, str | None]:
+    """For each metric with a better direction, the method whose interval is wholly better than every other's,
+    else None ("no clear difference")."""
+    return {
+        metric.column: clear_best({item.method: item.scores[metric.column] for item in items}, metric.better == "lower")
+        for metric in METRICS
+        if metric.better
+    }
+
+
+def interval_text(interval: Interval, decimals: int) -> str:
+    """mean [low, high], or n/a without values."""
+    if interval.count == 0:
+        return "n/a"
+    return f"{interval.mean:.{decimals}f} [{interval.low:.{decimals}f}, {interval.high:.{decimals}f}]"
 
 
 @dataclass(frozen=True)
@@ -166,37 +231,38 @@ class Summary:
     resumed: int
     seconds: float
 
+    @property
+    def best(self) -> dict[str, str | None]:
+        """clear_bests of the methods."""
+        return clear_bests(self.methods)
+
+    def _verdict(self, metric: Metric, best: dict[str, str | None]) -> str:
+        """The best column: the clear best, "no clear difference", or why there is no comparison."""
+        if metric.better is None or len(self.methods) < 2:
+            return ""
+        if any(item.scores[metric.column].count < 2 for item in self.methods):
+            return "too few images for an interval"
+        return best[metric.column] or "no clear difference"
+
     def table(self) -> str:
-        """The scores as a text table, mean ± std (population std over images)."""
-        header = (
-            "method",
-            "images",
-            "errors",
-            "deletion AUC ↓",
-            "insertion AUC ↑",
-            "Average Drop % ↓",
-            "Increase in Confidence % ↑",
-        )
-        lines = [header] + [
-            (
-                item.method,
-                str(item.images),
-                str(item.errors),
-                _pm(item.deletion_auc, 4),
-                _pm(item.insertion_auc, 4),
-                _pm(item.average_drop, 2),
-                _pm(item.increase_percent, 2),
-            )
-            for item in self.methods
-        ]
+        """One line per metric, one column per method: mean [95 % bootstrap interval] over images (with the count
+        where it is not every image), then the clear best, "no clear difference", or "too few images for an
+        interval" (a method with fewer than 2 values)."""
+        best = self.best
+        header = ("metric", *(item.method for item in self.methods), "best")
+        lines = [header, ("images", *(str(item.images) for item in self.methods), "")]
+        lines.append(("errors", *(str(item.errors) for item in self.methods), ""))
+        for metric in METRICS:
+            cells = []
+            for item in self.methods:
+                interval = item.scores[metric.column]
+                counted = f" (n={interval.count})" if 0 < interval.count != item.images else ""
+                cells.append(interval_text(interval, metric.decimals) + counted)
+            lines.append((metric.title, *cells, self._verdict(metric, best)))
         widths = [max(len(line[column]) for line in lines) for column in range(len(header))]
         text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)) for line in lines]
-        return "\n".join([f"{self.model}, {self.out}", *(line.rstrip() for line in text)])
-
-
-def _pm(stat: Stat, decimals: int) -> str:
-    mean, std = stat
-    return "n/a" if np.isnan(mean) else f"{mean:.{decimals}f} ± {std:.{decimals}f}"
+        return "\n".join([f"{self.model}, {self.out}: mean [bootstrap 95 % interval] over images",
+                          *(line.rstrip() for line in text)])
 
 
 def evaluate_folder(
@@ -211,10 +277,12 @@ def evaluate_folder(
     address: str | None = None,
     threads: int | None = None,
     progress: Progress | None = None,
+    boxes_csv: str | os.PathLike | None = None,
 ) -> Summary:
     """Score every method on every image of folder into the CSV out, skipping the (image, method) pairs it already
     holds for model, steps and baseline; here, or as one Ray task per image when use_ray, address or $RAY_ADDRESS
-    is given (same rows either way). progress(done, total, image) is called after each image."""
+    is given (same rows either way). boxes_csv (read_boxes) gives the boxes for the pointing columns.
+    progress(done, total, image) is called after each image."""
     started = time.perf_counter()
     methods = list(dict.fromkeys(methods))
     if not methods:
@@ -232,17 +300,21 @@ def evaluate_folder(
     root = Path(folder)
     names = {path.relative_to(root).as_posix(): path for path in image_files(root)}
     labels = read_labels(labels_csv, label_set(spec.labels)) if labels_csv else {}
-    strangers = sorted(set(labels) - set(names))
-    if strangers:
-        raise CamError(f"labels file {labels_csv} names {strangers[0]}, which is not an image in {root}")
+    boxes = read_boxes(boxes_csv, label_set(spec.labels)) if boxes_csv else {}
+    for what, source, listed in (("labels", labels_csv, labels), ("boxes", boxes_csv, boxes)):
+        strangers = sorted(set(listed) - set(names))
+        if strangers:
+            raise CamError(f"{what} file {source} names {strangers[0]}, which is not an image in {root}")
     out = Path(out)
     setting = (model, str(steps), baseline)
     done = {(row["image"], row["method"]) for row in _read_rows(out) if _setting(row) == setting}
     jobs = [
-        (str(path), name, missing, labels.get(name))
+        (str(path), name, missing, labels.get(name), tuple(boxes.get(name, ())))
         for name, path in names.items()
         if (missing := [method for method in methods if (name, method) not in done])
     ]
+    if jobs:
+        _upgrade(out)
     on_ray = use_ray or address is not None or "RAY_ADDRESS" in os.environ
     results = (
         _on_ray(model, jobs, steps, baseline, threads, address)
@@ -282,12 +354,30 @@ def _read_rows(out: Path) -> list[Row]:
         return []
     with out.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
-        if tuple(reader.fieldnames or ()) != COLUMNS:
+        found = tuple(reader.fieldnames or ())
+        if found not in _LAYOUTS:
             raise CamError(
-                f"{out} has the columns {','.join(reader.fieldnames or ())}, not an evaluation's "
-                f"({','.join(COLUMNS)}); choose another output file"
+                f"{out} has the columns {','.join(found)}, not an evaluation's ({','.join(COLUMNS)}); choose another "
+                "output file"
             )
-        return list(reader)
+        return [{column: row.get(column) or "" for column in COLUMNS} for row in reader]
+
+
+# The headers of this evaluation and of the earlier ones, which lack some of ADDED_COLUMNS.
+_LAYOUTS = {
+    tuple(column for column in COLUMNS if column not in ADDED_COLUMNS[index:]) for index in range(len(ADDED_COLUMNS))
+} | {COLUMNS}
+
+
+def _upgrade(out: Path) -> None:
+    """An earlier evaluation's CSV rewritten with today's columns (its rows' new cells empty), so that new rows can
+    be appended to it."""
+    rows = _read_rows(out)
+    if not rows or out.read_text(encoding="utf-8").split("\n", 1)[0] == ",".join(COLUMNS):
+        return
+    staged = out.with_name(out.name + ".upgrading")
+    staged.write_text(_csv_text([{column: column for column in COLUMNS}, *rows]), encoding="utf-8")
+    os.replace(staged, out)
 
 
 @contextmanager
@@ -306,9 +396,9 @@ def _here(model: str, jobs: list[Job], steps: int, baseline: str, threads: int) 
     if not jobs:
         return
     explainer = Explainer(model, cache_bytes=0)
-    for path, name, methods, label in jobs:
+    for path, name, methods, label, boxes in jobs:
         with _torch_threads(threads):
-            rows = evaluate_image(explainer, path, methods, label, steps, baseline, name)
+            rows = evaluate_image(explainer, path, methods, label, steps, baseline, name, boxes)
         yield rows
 
 
@@ -316,13 +406,21 @@ _WORKER_EXPLAINERS: dict[str, Explainer] = {}
 
 
 def _ray_task(
-    model: str, path: str, name: str, methods: list[str], label: int | None, steps: int, baseline: str, threads: int
+    model: str,
+    path: str,
+    name: str,
+    methods: list[str],
+    label: int | None,
+    boxes: tuple[Box, ...],
+    steps: int,
+    baseline: str,
+    threads: int,
 ) -> list[Row]:
     """evaluate_image in a Ray worker, which loads each model once and keeps it for its later tasks."""
     if model not in _WORKER_EXPLAINERS:
         _WORKER_EXPLAINERS[model] = Explainer(model, cache_bytes=0)
     with _torch_threads(threads):
-        return evaluate_image(_WORKER_EXPLAINERS[model], path, methods, label, steps, baseline, name)
+        return evaluate_image(_WORKER_EXPLAINERS[model], path, methods, label, steps, baseline, name, boxes)
 
 
 def _on_ray(
@@ -355,8 +453,8 @@ def _on_ray(
             raise CamError(f"{threads} threads per task, but no Ray node has more than {largest:g} CPUs")
         task = ray.remote(num_cpus=threads)(_ray_task)
         futures = [
-            task.remote(model, path, name, methods, label, steps, baseline, threads)
-            for path, name, methods, label in jobs
+            task.remote(model, path, name, methods, label, boxes, steps, baseline, threads)
+            for path, name, methods, label, boxes in jobs
         ]
         for future in futures:
             try:
@@ -379,24 +477,5 @@ def _summary(
         for row in _read_rows(out)
         if _setting(row) == setting and row["image"] in wanted
     }
-    items = []
-    for method in methods:
-        found = [row for (_, key), row in rows.items() if key == method]
-        scored = [row for row in found if not row["error"]]
-        values = {metric: np.array([float(row[metric]) for row in scored]) for metric in METRICS}
-        items.append(
-            MethodSummary(
-                method=method,
-                images=len(scored),
-                errors=len(found) - len(scored),
-                deletion_auc=_stat(values["deletion_auc"]),
-                insertion_auc=_stat(values["insertion_auc"]),
-                average_drop=_stat(values["drop_percent"]),
-                increase_percent=_stat(100 * values["increase"]),
-            )
-        )
+    items = method_summaries(list(rows.values()), methods)
     return Summary(setting[0], out, items, evaluated, len(images) - evaluated, seconds)
-
-
-def _stat(values: np.ndarray) -> Stat:
-    return (float(np.mean(values)), float(np.std(values))) if values.size else (float("nan"), float("nan"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -33,7 +34,7 @@ def bootstrap_interval(
     given = np.asarray(values, dtype=np.float64).ravel()
     finite = given[np.isfinite(given)]
     if finite.size == 0:
-        return Interval(float("nan"), float("nan"), float("nan"), 0)
+        return Interval(math.nan, math.nan, math.nan, 0)  # one nan object: empty intervals compare equal
     mean = float(finite.mean())
     if finite.size < 2:
         return Interval(mean, mean, mean, int(finite.size))

@@ -10,6 +10,9 @@ import numpy as np
 
 from cam_core.errors import CamError
 
+# Zhang et al. 2016's tolerance: a peak within 15 pixels of a box is a hit.
+POINTING_TOLERANCE = 15
+
 
 @dataclass(frozen=True)
 class Box:

@@ -1,18 +1,21 @@
-"""Batch evaluation of a folder: rows per (image, method), labels, broken images, resuming, the CLI, the summary,
-and byte-identical CSVs from this process and from local Ray."""
+"""Batch evaluation of a folder: rows per (image, method), labels, boxes and the pointing columns, sparsity, broken
+images, resuming (also a CSV of an earlier layout), the CLI, the summary's bootstrap intervals and clear bests, and
+byte-identical CSVs from this process and from local Ray."""
 
 from __future__ import annotations
 
 import csv
 import importlib.util
-import statistics
 from pathlib import Path
 
 import pytest
 
 from cam_core import CamError
 from cam_core.evaluation import batch
-from cam_core.evaluation.batch import COLUMNS, evaluate_folder, image_files, read_labels
+from cam_core.evaluation.batch import ADDED_COLUMNS, COLUMNS, METRICS, evaluate_folder, image_files, read_labels
+from cam_core.evaluation.intervals import Interval, bootstrap_interval
+from cam_core.evaluation.pointing import POINTING_TOLERANCE, Box, energy_share, pointing_hit
+from cam_core.evaluation.sparsity import entropy, gini
 from cam_core.models.labels import label_set
 from tests.conftest import run_cli
 
@@ -71,7 +74,9 @@ def test_one_row_per_image_and_method_with_the_top_class(full, folder, mobilenet
             assert (int(row["target"]), row["label"]) == top[:2]
             assert float(row["probability"]) == pytest.approx(top[2], abs=1e-6)
             assert row["model"] == "mobilenet_v2" and row["error"] == "" and row["increase"] in ("0", "1")
-            for column in ("probability", "deletion_auc", "insertion_auc", "drop_percent", "explained_probability"):
+            assert row["pointing"] == row["energy"] == ""  # no boxes given
+            for column in ("probability", "deletion_auc", "insertion_auc", "drop_percent", "explained_probability",
+                           "gini", "entropy"):
                 assert len(row[column].split(".")[1]) == 6, row
             assert float(row["deletion_auc"]) < float(row["insertion_auc"])
 
@@ -87,25 +92,100 @@ def test_a_broken_image_gives_error_rows_and_the_run_goes_on(full):
     assert [(item.images, item.errors) for item in summary.methods] == [(2, 1), (2, 1)]
 
 
-def test_the_summary_is_the_mean_and_std_of_the_csv(full):
+def test_the_summary_is_each_metrics_mean_and_bootstrap_interval_over_the_csv(full):
     out, summary = full
     rows = read(out)
     assert [item.method for item in summary.methods] == METHODS
     assert (summary.evaluated, summary.resumed) == (3, 0) and summary.seconds > 0
     for item in summary.methods:
         scored = [row for row in rows if row["method"] == item.method and not row["error"]]
-        for stat, column, scale in [
-            (item.deletion_auc, "deletion_auc", 1),
-            (item.insertion_auc, "insertion_auc", 1),
-            (item.average_drop, "drop_percent", 1),
-            (item.increase_percent, "increase", 100),
-        ]:
-            values = [scale * float(row[column]) for row in scored]
-            assert stat == pytest.approx((statistics.fmean(values), statistics.pstdev(values)), abs=1e-12)
+        for metric in METRICS:
+            values = [metric.scale * float(row[metric.column]) for row in scored if row[metric.column]]
+            assert item.scores[metric.column] == bootstrap_interval(values), metric
+        assert item.scores["pointing"].count == 0  # no boxes
+    assert summary.methods[0].scores["increase"].mean in (0, 50, 100)
     table = summary.table().splitlines()
-    assert table[1].split()[:3] == ["method", "images", "errors"]
-    mean, std = summary.methods[0].deletion_auc
-    assert table[2].split()[:4] == ["gradcam", "2", "1", f"{mean:.4f}"] and f"± {std:.4f}" in table[2]
+    assert table[1].split() == ["metric", *METHODS, "best"]
+    assert table[2].split() == ["images", "2", "2"] and table[3].split() == ["errors", "1", "1"]
+    deletion = summary.methods[0].scores["deletion_auc"]
+    assert table[4].startswith("deletion AUC ↓ ")
+    assert f"{deletion.mean:.4f} [{deletion.low:.4f}, {deletion.high:.4f}]" in table[4]
+    assert "pointing game % ↑" in table[8] and table[8].split()[4:6] == ["n/a", "n/a"]
+    for line, metric in zip(table[4:], METRICS, strict=True):
+        verdict = summary.best.get(metric.column) or "no clear difference"
+        if metric.column in ("pointing", "energy"):
+            verdict = "too few images for an interval"
+        assert line.endswith(verdict) if metric.better else not line.endswith(("difference", "interval")), line
+
+
+def test_a_clear_best_only_where_the_intervals_separate(full):
+    _, summary = full
+    worse, better = summary.methods
+    scores = dict(worse.scores, deletion_auc=Interval(0.30, 0.25, 0.35, 2))
+    shifted = [batch.MethodSummary(worse.method, 2, 1, scores),
+               batch.MethodSummary(better.method, 2, 1, dict(better.scores, deletion_auc=Interval(0.1, 0.05, 0.2, 2)))]
+    clear = batch.Summary(summary.model, summary.out, shifted, 0, 3, 0.0)
+    assert clear.best["deletion_auc"] == better.method
+    assert clear.table().splitlines()[4].endswith(f"  {better.method}")
+    overlapping = dict(better.scores, deletion_auc=Interval(0.28, 0.2, 0.31, 2))
+    shifted[1] = batch.MethodSummary(better.method, 2, 1, overlapping)
+    assert batch.Summary(summary.model, summary.out, shifted, 0, 3, 0.0).best["deletion_auc"] is None
+    assert "gini" not in clear.best and "entropy" not in clear.best  # descriptions, not scores
+
+
+def test_boxes_give_the_pointing_columns_for_their_class(folder, tmp_path, mobilenet):
+    boxes = tmp_path / "boxes.csv"
+    # chelsea.jpg: the cat's face (its top class is Egyptian cat); coffee.PNG: a box for "cup", not its top class.
+    boxes.write_text("file,label,x0,y0,x1,y1\nchelsea.jpg,285,120,60,360,300\nchelsea.jpg,,0,0,60,60\n"
+                     "drinks/coffee.PNG,cup,170,15,412,305\n")
+    out = tmp_path / "boxed.csv"
+    summary = evaluate_folder(folder, "mobilenet_v2", ["gradcam"], out, steps=1, boxes_csv=boxes)
+    rows = {row["image"]: row for row in read(out)}
+    cat = rows["chelsea.jpg"]
+    saliency = mobilenet.analyze(folder / "chelsea.jpg").cam("gradcam").saliency
+    own = [Box(120, 60, 360, 300, 285), Box(0, 0, 60, 60)]
+    assert cat["pointing"] == str(int(pointing_hit(saliency, own, tolerance=POINTING_TOLERANCE)))
+    assert float(cat["energy"]) == pytest.approx(energy_share(saliency, own), abs=1e-6)
+    assert 0.5 < float(cat["energy"]) < 1
+    assert float(cat["gini"]) == pytest.approx(gini(saliency), abs=1e-6)
+    assert float(cat["entropy"]) == pytest.approx(entropy(saliency), abs=1e-6)
+    coffee = rows["drinks/coffee.PNG"]
+    assert coffee["label"] == "espresso" and coffee["pointing"] == coffee["energy"] == "" and coffee["gini"]
+    assert summary.methods[0].scores["pointing"].count == 1
+    assert "(n=1)" in summary.table().splitlines()[8]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("file,label,x0,y0,x1,y1\nmissing.jpg,,0,0,1,1\n", "boxes file .* names missing.jpg, which is not an image"),
+        ("file,label,x0,y0,x1,y1\nchelsea.jpg,,500,0,600,10\n", "the boxes of chelsea.jpg: the box .* is outside"),
+    ],
+)
+def test_boxes_for_other_images_or_outside_the_image_are_refused(text, message, folder, tmp_path):
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text(text)
+    with pytest.raises(CamError, match=message):
+        evaluate_folder(folder, "mobilenet_v2", ["gradcam"], tmp_path / "o.csv", steps=1, boxes_csv=boxes)
+
+
+def test_a_csv_of_the_earlier_layout_is_resumed_in_todays_columns(full, folder, tmp_path):
+    complete, _ = full
+    rows = read(complete)
+    earlier = [column for column in COLUMNS if column not in ADDED_COLUMNS]
+    out = tmp_path / "earlier.csv"
+    with out.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, earlier, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows[:-1])  # coffee's layercam row is missing
+    summary = evaluate_folder(folder, "mobilenet_v2", METHODS, out, steps=STEPS)
+    assert (summary.evaluated, summary.resumed) == (1, 2)
+    again = read(out)
+    assert out.read_text().splitlines()[0] == ",".join(COLUMNS)
+    assert again[-1] == rows[-1]
+    assert all(row[column] == "" for row in again[:-1] for column in ADDED_COLUMNS)
+    assert [{c: row[c] for c in earlier} for row in again] == [{c: row[c] for c in earlier} for row in rows]
+    assert summary.methods[1].scores["gini"].count == 1  # only the new row has one
 
 
 def test_labels_by_index_and_by_name_set_the_target(folder, tmp_path):
@@ -142,9 +222,9 @@ def test_a_resumed_run_computes_only_the_missing_rows(full, folder, tmp_path, mo
     out.write_text("".join(lines[:4]) + "drinks/coffee.PNG,mobilenet_v2,gradcam,967,espr")  # cut short
     calls = []
 
-    def counted(explainer, path, methods, label, steps, baseline, name):
+    def counted(explainer, path, methods, label, steps, baseline, name, boxes):
         calls.append((name, list(methods)))
-        return evaluate_image(explainer, path, methods, label, steps, baseline, name)
+        return evaluate_image(explainer, path, methods, label, steps, baseline, name, boxes)
 
     evaluate_image = batch.evaluate_image
     monkeypatch.setattr(batch, "evaluate_image", counted)
@@ -155,7 +235,7 @@ def test_a_resumed_run_computes_only_the_missing_rows(full, folder, tmp_path, mo
     printed = capsys.readouterr()
     assert "\r[1/2] 50% chelsea.jpg\r[2/2] 100% drinks/coffee.PNG\n" in printed.err
     assert "2 images evaluated, 1 already in" in printed.err
-    assert printed.out.splitlines()[2].startswith("gradcam ")
+    assert printed.out.splitlines()[1].split() == ["metric", *METHODS, "best"]
     assert run_cli(argv) == 0 and len(calls) == 2
     assert "0 images evaluated, 3 already in" in capsys.readouterr().err
 
@@ -167,6 +247,7 @@ def test_a_resumed_run_computes_only_the_missing_rows(full, folder, tmp_path, mo
         (["{folder}", "--model", "nope"], "unknown model 'nope'"),
         (["{folder}", "--methods", "gradcam,nope"], "unknown method 'nope'"),
         (["{folder}", "--labels", "{labels}"], "line 2: no class 'no such animal'"),
+        (["{folder}", "--boxes", "{labels}"], "must start with the header file,label,x0,y0,x1,y1"),
         (["{folder}", "--steps", "0"], "steps must be a whole number from 1 to 1000"),
         (["{folder}", "--baseline", "noise"], "invalid choice"),
         (["{folder}", "--out", "{foreign}"], "not an evaluation's"),
