@@ -86,6 +86,16 @@ def map_at_input(saliency: np.ndarray, model_input: torch.Tensor) -> torch.Tenso
     return min_max(resized)
 
 
+def pixel_ranks(saliency: np.ndarray, model_input: torch.Tensor) -> torch.Tensor:
+    """(H, W) rank of each model-input pixel in the map resized to the input: 0 for the most salient, ties in pixel
+    order."""
+    weights = map_at_input(saliency, model_input)
+    order = torch.from_numpy(np.argsort(-weights.numpy().ravel(), kind="stable").copy())
+    rank = torch.empty(order.numel(), dtype=torch.int64)
+    rank[order] = torch.arange(order.numel())
+    return rank.reshape(weights.shape)
+
+
 def confidence_change(model: Model, model_input: torch.Tensor, saliency: np.ndarray, target: int) -> Confidence:
     """The class probability on the model input and on the input multiplied by the map (zero input where the map is
     zero)."""
@@ -132,12 +142,9 @@ def saliency_curve(
         raise CamError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 1000:
         raise CamError(f"steps must be a whole number from 1 to 1000, not {steps!r}")
-    weights = map_at_input(saliency, model_input)
-    height, width = weights.shape
-    order = torch.from_numpy(np.argsort(-weights.numpy().ravel(), kind="stable").copy())
+    rank = pixel_ranks(saliency, model_input)
+    height, width = rank.shape
     counts = np.round(np.linspace(0, height * width, steps + 1)).astype(np.int64)
-    rank = torch.empty(height * width, dtype=torch.int64)
-    rank[order] = torch.arange(height * width)
     rank = rank.reshape(1, 1, height, width)
     other = baseline_input(model_input, baseline, kind)
     start, end = (model_input, other) if kind == "deletion" else (other, model_input)

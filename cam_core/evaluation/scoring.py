@@ -1,32 +1,65 @@
-"""One map's faithfulness scores through an Explainer: the metrics of cam_core.evaluation.metrics on its private
-inference copy of the model."""
+"""One map's faithfulness scores through an Explainer: the metrics of cam_core.evaluation.metrics and ROAD on its
+private inference copy of the model."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from cam_core.engine.analysis import Analysis
 from cam_core.evaluation.metrics import Confidence, Curve, confidence_change, saliency_curve
+from cam_core.evaluation.road import FRACTIONS, PIXEL_NOISE, road_curve
 
 DEFAULT_STEPS = 20
 DEFAULT_BASELINE = "rise"
+BASELINE_NAMES = {"zero": "the zero input (the dataset's mean colour)", "blur": "a blurred copy (σ = 10 px)"}
+ROAD_PERCENTAGES = f"{FRACTIONS[0]:.0%}, {FRACTIONS[1]:.0%}, …, {FRACTIONS[-1]:.0%}"
+
+
+def protocol(metric: str, steps: int = DEFAULT_STEPS, baseline: str = DEFAULT_BASELINE) -> str:
+    """One line naming the protocol of metric (a key of PROTOCOLS) and its baseline, for steps and baseline."""
+    if metric in ("deletion", "insertion"):
+        used = ("zero" if metric == "deletion" else "blur") if baseline == "rise" else baseline
+        moved = "replaced by" if metric == "deletion" else "inserted into"
+        return (f"{metric}: most salient pixels first {moved} {BASELINE_NAMES[used]}, {steps} steps "
+                f"(RISE, Petsiuk et al. 2018)")
+    return {
+        "road_morf": f"ROAD MoRF: most relevant pixels first removed by noisy linear imputation at {ROAD_PERCENTAGES} "
+                     f"(Rong et al. 2022)",
+        "road_lerf": f"ROAD LeRF: least relevant pixels first removed by noisy linear imputation at "
+                     f"{ROAD_PERCENTAGES} (Rong et al. 2022)",
+        "average_drop": "Average Drop: the input multiplied by the map, zero input where the map is 0 "
+                        "(Chattopadhyay et al. 2018)",
+        "increase_in_confidence": "Increase in Confidence: the input multiplied by the map, zero input where the "
+                                  "map is 0 (Chattopadhyay et al. 2018)",
+    }[metric]
+
+
+PROTOCOLS: dict[str, str] = {
+    metric: protocol(metric)
+    for metric in ("deletion", "insertion", "road_morf", "road_lerf", "average_drop", "increase_in_confidence")
+}
 
 
 @dataclass(frozen=True)
 class MapScores:
-    """A map's deletion and insertion curves, its confidence change, and the seconds the three took."""
+    """A map's deletion and insertion curves, its confidence change, its ROAD curves (None unless asked for), and
+    the seconds they took."""
 
     deletion: Curve
     insertion: Curve
     confidence: Confidence
+    road_morf: Curve | None
+    road_lerf: Curve | None
     seconds: float
 
     @property
     def nbytes(self) -> int:
-        return self.deletion.nbytes + self.insertion.nbytes
+        curves = (self.deletion, self.insertion, self.road_morf, self.road_lerf)
+        return sum(curve.nbytes for curve in curves if curve is not None)
 
 
 def score_map(
@@ -36,9 +69,12 @@ def score_map(
     steps: int = DEFAULT_STEPS,
     baseline: str = DEFAULT_BASELINE,
     batch_size: int = 16,
+    road: bool | Sequence[float] = False,
 ) -> MapScores:
     """Deletion and insertion curves and the confidence change of saliency for class target on analysis's image
-    (2 × (steps + 1) + 2 passes, batched)."""
+    (2 × (steps + 1) + 2 passes, batched); with road, also the ROAD MoRF and LeRF curves at the authors' percentages
+    (or at the fractions road gives), one imputation and pass per point, their noise the authors' 0.01 on pixels in
+    [0, 1], in the model input's units."""
     started = time.perf_counter()
     model = analysis.explainer.fast_model()
     model_input = analysis.input
@@ -47,4 +83,10 @@ def score_map(
         for kind in ("deletion", "insertion")
     ]
     confidence = confidence_change(model, model_input, saliency, target)
-    return MapScores(curves[0], curves[1], confidence, time.perf_counter() - started)
+    morf = lerf = None
+    if road:
+        noise = [PIXEL_NOISE / std for std in analysis.explainer.spec.preprocessing.std]
+        fractions = FRACTIONS if road is True else road
+        morf, lerf = (road_curve(model, model_input, saliency, target, order, fractions, noise, batch_size=batch_size)
+                      for order in ("morf", "lerf"))
+    return MapScores(curves[0], curves[1], confidence, morf, lerf, time.perf_counter() - started)
