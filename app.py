@@ -7,7 +7,7 @@ import streamlit as st
 
 from pages.ui.errors import friendly_errors
 from pages.ui.frame import page
-from pages.ui.state import UPLOAD_TYPES, Subject, class_label, example_names, on_example, on_upload
+from pages.ui.state import UPLOAD_TYPES, Subject, class_label, example_label, example_names, on_example, on_upload
 from pages.ui.widgets import format_probability
 
 
@@ -49,14 +49,18 @@ def home() -> None:
                    "other pages.")
     if st.session_state.get("image_error"):
         st.error(st.session_state.image_error, icon=":material/broken_image:")
+    if st.session_state.get("image_notice"):
+        st.info(st.session_state.image_notice, icon=":material/animation:")
     left, right = st.columns([3, 2], gap="large")
     with left:
         upload_tab, example_tab = st.tabs([":material/upload: Upload", ":material/photo_library: Examples"])
         with upload_tab:
-            st.file_uploader("An image of your own", type=UPLOAD_TYPES, key="upload", on_change=on_upload)
+            st.file_uploader(f"An image of your own ({', '.join(UPLOAD_TYPES)})", key="upload", on_change=on_upload,
+                             help="Any other file is refused with a message; an animation is explained by its "
+                             "first frame.")
         with example_tab:
             st.selectbox("A real photo", example_names(), index=None, key="example", on_change=on_example,
-                         placeholder="Choose an example photo")
+                         format_func=example_label, placeholder="Choose an example photo")
         st.image(st.session_state.image, width="stretch")
         st.caption(f"{st.session_state.image_name} · {st.session_state.image_note}")
     if subject is not None:

@@ -28,14 +28,16 @@ def ranking_chart(by: str, scores: np.ndarray, order: np.ndarray, shown: int) ->
 
 def one_channel(analysis: Analysis, layer: str, scores: np.ndarray, order: np.ndarray) -> None:
     """A picked channel's map over the image and the masked input Score-CAM makes of it."""
+    mean = analysis.explainer.spec.preprocessing.mean
     channel = st.selectbox("Channel", [int(c) for c in order], key="channels_pick",
                            format_func=lambda c: f"#{c} · score {scores[c]:.4g}")
     mask, note = channel_saliency(analysis, channel, layer)
     left, right = st.columns(2)
     left.image(overlay(analysis.image, mask, alpha=0.55, colormap="viridis"), width="stretch",
                caption=f"Channel {channel}, upsampled to the image")
-    right.image(masked_input(analysis.image, mask), width="stretch",
-                caption="The image multiplied by this channel's normalised map: what Score-CAM feeds the network")
+    right.image(masked_input(analysis.image, mask, mean), width="stretch",
+                caption="The image kept where this channel's normalised map is high, the mean colour (the zero model "
+                "input) where it is low: what Score-CAM feeds the network")
     if note:
         st.info(f"Channel {channel}: {note}", icon=":material/info:")
 
@@ -80,11 +82,12 @@ def channels() -> None:
         st.image(tiles, caption=[f"#{c} · {scores[c]:.3g}" for c in top], width=112)
 
         st.subheader("What Score-CAM feeds the network", divider="gray")
-        st.caption("The image multiplied by each top channel's upsampled, [0, 1]-scaled map: one masked input per "
-                   "channel. Score-CAM runs each through the network and weights the channel by the class score "
-                   "gain.")
-        montage = order[: min(12, shown)]
-        st.image([masked_input(analysis.image, channel_saliency(analysis, int(c), layer)[0]) for c in montage],
+        st.caption("The image kept where each top channel's upsampled, [0, 1]-scaled map is high and turned into the "
+                   "mean colour of the training images (the zero model input, Score-CAM's baseline) where it is low: "
+                   "one masked input per channel. Score-CAM runs each through the network and weights the channel by "
+                   "the class score gain.")
+        montage, mean = order[: min(12, shown)], explainer.spec.preprocessing.mean
+        st.image([masked_input(analysis.image, channel_saliency(analysis, int(c), layer)[0], mean) for c in montage],
                  caption=[f"#{c}" for c in montage], width=180)
 
         st.subheader("One channel over the image", divider="gray")

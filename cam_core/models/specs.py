@@ -247,13 +247,11 @@ def _download_pretrained(spec: ModelSpec) -> nn.Module:
 
                 _check_timm_weights_reachable(spec.architecture)
                 return timm.create_model(spec.architecture, pretrained=True, **spec.kwargs)
-    except Exception as exc:  # noqa: BLE001 - any download failure becomes one clear message
+    except Exception as exc:  # noqa: BLE001 - any download failure becomes one clear message (the cause is chained)
         offline = ", ".join(embedded_model_names())
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        reason = reason if len(reason) <= 160 else reason[:159] + "…"
         raise ModelUnavailableError(
-            f"model {spec.name!r} needs its pretrained weights downloaded, which failed here ({reason}). "
-            f"Models that work offline: {offline}."
+            f"model {spec.name!r} needs its pretrained weights downloaded from the internet, and the download failed "
+            f"here. Models that work offline: {offline}."
         ) from exc
     raise CamError(f"models.yaml entry {spec.name!r}: download weights need source torchvision or timm")
 

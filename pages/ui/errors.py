@@ -11,13 +11,17 @@ import streamlit as st
 from cam_core import CamError
 
 
+def error_text(exc: Exception) -> str:
+    """What to tell the user about a problem: a CamError's own message, else what went wrong and what to try."""
+    if isinstance(exc, CamError):
+        return str(exc)
+    return f"Something went wrong ({type(exc).__name__}: {exc}). Try another image, model or setting."
+
+
 @contextlib.contextmanager
 def friendly_errors() -> Iterator[None]:
     """Show problems as a message in the page, never as a traceback."""
     try:
         yield
-    except CamError as exc:
-        st.error(str(exc), icon=":material/error:")
     except Exception as exc:  # noqa: BLE001 - the page must survive anything, and say what happened
-        st.error(f"Something went wrong ({type(exc).__name__}: {exc}). Try another image, model or setting.",
-                 icon=":material/error:")
+        st.error(error_text(exc), icon=":material/error:")

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import io
+from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import NamedTuple
 
 import streamlit as st
 from PIL import Image
 
-from cam_core import Analysis, CamError, Explainer
+from cam_core import Analysis, CamError, Explainer, read_specs
 from cam_core.inputs.examples import examples, load_example
 from cam_core.inputs.images import load_image
+from cam_core.models.labels import label_set
 from pages.ui import resources
 from pages.ui.widgets import format_probability
 
 DEFAULT_EXAMPLE = "chelsea"
 DISPLAY_SIDE = 1600
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff"]
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"]
+EXAMPLE_PREFIX = "example: "
 
 
 class Subject(NamedTuple):
@@ -35,44 +40,132 @@ def _fit_for_display(image: Image.Image) -> tuple[Image.Image, str]:
 
 
 def set_image(image: Image.Image, name: str) -> None:
-    """Make image the user's current image; the class goes back to the top prediction."""
+    """Make image the user's current image; the class goes back to the top prediction, and the messages about the
+    previous file go."""
     shown, note = _fit_for_display(image)
     st.session_state.image = shown
     st.session_state.image_name = name
     st.session_state.image_note = f"{image.width}×{image.height} pixels{note}"
-    st.session_state.pop("target", None)
+    for key in ("target", "image_error", "image_notice"):
+        st.session_state.pop(key, None)
 
 
 def ensure_defaults() -> None:
     """First visit: the default model and the default example photo."""
     st.session_state.setdefault("model_name", resources.DEFAULT_MODEL)
     if "image" not in st.session_state:
-        set_image(load_example(DEFAULT_EXAMPLE), f"example: {DEFAULT_EXAMPLE}")
+        set_image(load_example(DEFAULT_EXAMPLE), f"{EXAMPLE_PREFIX}{DEFAULT_EXAMPLE}")
+
+
+def _frames(data: bytes) -> int:
+    """How many frames an image file holds (1 for a still picture)."""
+    with Image.open(io.BytesIO(data)) as image:
+        return getattr(image, "n_frames", 1)
 
 
 def on_upload() -> None:
-    """file_uploader callback: decode the upload or keep the previous image and say why."""
+    """file_uploader callback: decode the upload (an animation's first frame, said so) or keep the previous image
+    and say why."""
+    st.session_state.pop("image_error", None)
     upload = st.session_state.get("upload")
     if upload is None:
         return
+    data = upload.getvalue()
     try:
-        set_image(load_image(upload.getvalue()), upload.name)
-        st.session_state.pop("image_error", None)
+        image = load_image(data)
     except CamError as exc:
-        st.session_state.image_error = f"{upload.name}: {exc}"
+        hint = "" if Path(upload.name).suffix.lower().lstrip(".") in UPLOAD_TYPES else (
+            f" Images this tool reads: {', '.join(UPLOAD_TYPES)}.")
+        st.session_state.image_error = f"{upload.name} was not used: {exc}.{hint} The image shown is still the " \
+                                       "previous one."
+        return
+    set_image(image, upload.name)
+    frames = _frames(data)
+    if frames > 1:
+        st.session_state.image_notice = (f"{upload.name} is an animation of {frames} frames: the model sees one "
+                                         "picture, so this explains its first frame.")
 
 
 def on_example() -> None:
     """Example picker callback."""
     name = st.session_state.get("example")
     if name:
-        set_image(load_example(name), f"example: {name}")
-        st.session_state.pop("image_error", None)
+        set_image(load_example(name), f"{EXAMPLE_PREFIX}{name}")
 
 
 def example_names() -> list[str]:
     """The names of the example photos."""
     return list(examples())
+
+
+def example_label(name: str) -> str:
+    """An example's name and what it shows, for the example picker."""
+    return f"{name}: {examples()[name][0]}"
+
+
+def current_example() -> str | None:
+    """The example photo the user's image is, or None for an upload."""
+    name = st.session_state.get("image_name", "")
+    return name.removeprefix(EXAMPLE_PREFIX) if name.startswith(EXAMPLE_PREFIX) else None
+
+
+def _class_index(value: str, labels: list[str]) -> int | None:
+    """A class named in a link by index or by exact (case-insensitive) name; None if there is none."""
+    if value.strip().isdigit():
+        index = int(value)
+        return index if index < len(labels) else None
+    lowered = [label.lower() for label in labels]
+    return lowered.index(value.strip().lower()) if value.strip().lower() in lowered else None
+
+
+def apply_link(params: Mapping[str, str], method_ids: Collection[str]) -> list[str]:
+    """Set the model, example photo, class and Compare's methods that a shared link names (keys model, example,
+    class, methods: comma-separated ids); returns one message per value that cannot be used and falls back."""
+    problems = []
+    specs = read_specs()
+    model = params.get("model")
+    if model is not None and model not in specs:
+        problems.append(f"The link's model {model!r} is not in this dashboard: showing {resources.DEFAULT_MODEL} "
+                        f"(models: {', '.join(specs)}).")
+    elif model is not None:
+        st.session_state.model_name = model
+    example = params.get("example")
+    if example is not None and example not in examples():
+        problems.append(f"The link's example {example!r} is not on this machine: showing {DEFAULT_EXAMPLE} "
+                        f"(examples: {', '.join(examples())}).")
+    elif example is not None:
+        set_image(load_example(example), f"{EXAMPLE_PREFIX}{example}")
+    value = params.get("class")
+    labels = label_set(specs[st.session_state.get("model_name", resources.DEFAULT_MODEL)].labels)
+    index = None if value is None else _class_index(value, labels)
+    if value is not None and index is None:
+        problems.append(f"The link's class {value!r} is not a class of this model (0 to {len(labels) - 1}, or an "
+                        "exact class name): explaining the top prediction.")
+    elif index is not None:
+        st.session_state.target = index
+    wanted = [name for name in params.get("methods", "").split(",") if name]
+    unknown = [name for name in wanted if name not in method_ids]
+    if unknown:
+        problems.append(f"The link's method{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+                        f"{'are' if len(unknown) > 1 else 'is'} not in this dashboard and left out "
+                        f"(methods: {', '.join(method_ids)}).")
+    if [name for name in wanted if name in method_ids]:
+        st.session_state.shared_methods = [name for name in wanted if name in method_ids]
+    return problems
+
+
+def link_params() -> dict[str, str]:
+    """The query parameters of a link to the user's view: model, example (not for an upload), class, Compare's
+    methods (once chosen)."""
+    params = {"model": st.session_state.model_name}
+    example = current_example()
+    if example is not None:
+        params["example"] = example
+    if st.session_state.get("target") is not None:
+        params["class"] = str(st.session_state.target)
+    if st.session_state.get("shared_methods"):
+        params["methods"] = ",".join(st.session_state.shared_methods)
+    return params
 
 
 def current_explainer() -> Explainer:

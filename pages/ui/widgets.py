@@ -20,14 +20,14 @@ def format_seconds(seconds: float) -> str:
 
 def format_probability(p: float) -> str:
     """A probability as a percentage with the digits it needs: one decimal from 1 %, two significant digits below
-    (trailing zeros dropped; scientific below 0.0001 %), "0%" for zero."""
+    (trailing zeros dropped; scientific below 0.000001 %), "0%" for zero."""
     percent = 100 * p
     if percent <= 0:
         return "0%"
     rounded = float(f"{percent:.2g}")
     if rounded >= 1:
         return f"{percent:.1f}%"
-    if rounded < 1e-4:
+    if rounded < 1e-6:
         return f"{percent:.1e}%"
     decimals = 1 - math.floor(math.log10(rounded))
     return f"{percent:.{decimals}f}".rstrip("0").rstrip(".") + "%"
