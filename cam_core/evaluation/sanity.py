@@ -39,15 +39,35 @@ class SanityStep:
 
 
 @dataclass(frozen=True)
+class StepSpread:
+    """One cascade step over every seed: the rank correlation and SSIM with the original map, one value per seed."""
+
+    label: str
+    spearman: tuple[float, ...]
+    ssim: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class SanityReport:
-    """Every step of a cascading randomisation check of one method on one image and class, and its verdict."""
+    """A cascading randomisation check of one method on one image and class: the steps (and maps) of the first
+    seed, the spread of every step over the seeds, how many seeds pass, the outcome ("pass" when every seed's final
+    rank correlation is below the threshold, "fail" when none is, "unclear" otherwise) and a verdict that says how
+    sure it is."""
 
     method: str
     target: int
     steps: tuple[SanityStep, ...]
-    passed: bool
+    seeds: tuple[int, ...]
+    spread: tuple[StepSpread, ...]
+    passes: int
+    outcome: str
     verdict: str
     seconds: float
+
+    @property
+    def passed(self) -> bool:
+        """Whether every seed passes."""
+        return self.outcome == "pass"
 
     @property
     def nbytes(self) -> int:
@@ -191,26 +211,45 @@ def _checkpoint_counts(blocks: int, checkpoints: int) -> list[int]:
     return [(2 * blocks * i + checkpoints) // (2 * checkpoints) for i in range(1, checkpoints + 1)]
 
 
-def _verdict(last: SanityStep, original_blank: bool, threshold: float) -> tuple[bool, str]:
-    passed = last.spearman < threshold
+def _span(values: Sequence[float]) -> str:
+    """0.10–0.32, or 0.10 when every value rounds alike."""
+    low, high = f"{min(values):.2f}", f"{max(values):.2f}"
+    return low if low == high else f"{low}–{high}"
+
+
+def _verdict(spread: StepSpread, blank: Sequence[bool], original_blank: bool, threshold: float) -> tuple[int, str, str]:
+    """How many seeds pass, the outcome and the verdict, from the last step's spread over the seeds and which seeds'
+    last maps are blank."""
+    count = len(spread.spearman)
+    passes = sum(value < threshold for value in spread.spearman)
+    outcome = "pass" if passes == count else "fail" if passes == 0 else "unclear"
     if original_blank:
-        return passed, (
+        return passes, outcome, (
             "Passes only trivially: the original model's map is blank (constant), so its rank correlation counts as "
             "0.00 and the check says nothing about the method."
         )
-    if not np.any(last.saliency):
-        return passed, (
-            "Passes: after randomising every block the map is blank (constant), so its rank correlation with the "
-            f"original counts as 0.00 (below {threshold:g})."
+    seeds = "from one seed only" if count == 1 else f"in {passes if outcome == 'pass' else count} of {count} seeds"
+    rho, similarity = _span(spread.spearman), _span(spread.ssim)
+    caveat = "; more seeds say how sure this is." if count == 1 else "."
+    if outcome == "pass" and all(blank):
+        return passes, outcome, (
+            f"Passes {seeds}: after randomising every block the map is blank (constant), so its rank correlation "
+            f"with the original counts as 0.00 (below {threshold:g}){caveat}"
         )
-    if passed:
-        return passed, (
-            f"Passes: after randomising every block the map's rank correlation with the original is "
-            f"{last.spearman:.2f} (below {threshold:g})."
+    if outcome == "pass":
+        return passes, outcome, (
+            f"Passes {seeds}: after randomising every block the map's rank correlation with the original is {rho} "
+            f"(below {threshold:g}; SSIM {similarity}){caveat}"
         )
-    return passed, (
-        f"Fails: after randomising every block the map's rank correlation with the original is still "
-        f"{last.spearman:.2f} (not below {threshold:g}), so the map does not depend on what the model learned."
+    if outcome == "fail":
+        return passes, outcome, (
+            f"Fails {seeds}: after randomising every block the map's rank correlation with the original is still "
+            f"{rho} (not below {threshold:g}; SSIM {similarity}), so the map does not depend on what the model "
+            f"learned{caveat}"
+        )
+    return passes, outcome, (
+        f"Unclear: {passes} of {count} seeds below {threshold:g} (final rank correlation {rho}, SSIM {similarity}): "
+        "whether the map follows what the model learned depends on the random weights drawn."
     )
 
 
@@ -220,20 +259,23 @@ def randomisation_check(
     method: str | MapFunction,
     target: int | None = None,
     checkpoints: int = 6,
-    seed: int = 0,
+    seeds: Sequence[int] = (0,),
     threshold: float = 0.5,
     progress: Callable[[int, int], None] | None = None,
     **cam_kwargs: object,
 ) -> SanityReport:
-    """Randomise a copy of the explainer's model cumulatively from the top block down and compare method's map for
-    target (default: the top-1 class) at each of checkpoints points with the original model's map. method is a
-    method id (cam_kwargs go to Analysis.cam) or a function (explainer, image, target) → (H, W) map. The explainer's
-    model and cache are left untouched. progress(done, total) follows the steps."""
+    """Randomise a copy of the explainer's model cumulatively from the top block down, once per seed, and compare
+    method's map for target (default: the top-1 class) at each of checkpoints points with the original model's map
+    (computed once). method is a method id (cam_kwargs go to Analysis.cam) or a function (explainer, image, target) →
+    (H, W) map. The explainer's model and cache are left untouched. progress(done, total) follows the maps."""
     started = time.perf_counter()
     if checkpoints < 1:
         raise CamError(f"checkpoints must be at least 1, not {checkpoints}")
     if not 0 < threshold <= 1:
         raise CamError(f"threshold must be a rank correlation above 0 and at most 1, not {threshold}")
+    seeds = tuple(seeds)
+    if not seeds or len(set(seeds)) != len(seeds) or not all(isinstance(seed, int) and seed >= 0 for seed in seeds):
+        raise CamError(f"seeds must be one or more different whole numbers ≥ 0, not {seeds!r}")
     if callable(method) and cam_kwargs:
         raise CamError(f"{', '.join(cam_kwargs)}: extra parameters apply to method ids only, not to a function")
     picture = load_image(image)
@@ -241,10 +283,9 @@ def randomisation_check(
     if not blocks:
         raise CamError(f"model {explainer.name} has no parameterised blocks to randomise")
     counts = _checkpoint_counts(len(blocks), checkpoints)
-    total = len(counts) + 1
+    total = 1 + len(seeds) * len(counts)
     size = explainer.spec.preprocessing.input_size
-    working = explainer.module_copy()
-    original_model = explainer.with_module(working, weights_source=explainer.model.weights_source)
+    original_model = explainer.with_module(explainer.module_copy(), weights_source=explainer.model.weights_source)
     target = original_model.analyze(picture).target(target)
 
     def saliency_of(model: Explainer) -> np.ndarray:
@@ -255,19 +296,36 @@ def randomisation_check(
         return _at_input_size(found, size)
 
     original = saliency_of(original_model)
-    steps = [SanityStep("original", (), original, 1.0, 1.0)]
+    done = 1
     if progress is not None:
-        progress(1, total)
-    done = 0
-    for index, count in enumerate(counts, start=1):
-        randomise(working, blocks[done:count], seed + index)
-        done = count
-        label = f"randomised down to {blocks[count - 1]}"
-        saliency = saliency_of(explainer.with_module(working, weights_source=label))
-        spearman, similarity = rank_correlation(original, saliency), ssim(original, saliency)
-        steps.append(SanityStep(label, tuple(blocks[:count]), saliency, spearman, similarity))
-        if progress is not None:
-            progress(index + 1, total)
-    passed, verdict = _verdict(steps[-1], not np.any(original), threshold)
+        progress(done, total)
+    cascades = []
+    for seed in seeds:
+        working = explainer.module_copy()
+        steps = [SanityStep("original", (), original, 1.0, 1.0)]
+        randomised = 0
+        for index, count in enumerate(counts, start=1):
+            randomise(working, blocks[randomised:count], _stream(seed, index))
+            randomised = count
+            label = f"randomised down to {blocks[count - 1]}"
+            saliency = saliency_of(explainer.with_module(working, weights_source=label))
+            steps.append(SanityStep(label, tuple(blocks[:count]), saliency,
+                                    rank_correlation(original, saliency), ssim(original, saliency)))
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        cascades.append(steps)
+    spread = tuple(
+        StepSpread(column[0].label, tuple(step.spearman for step in column), tuple(step.ssim for step in column))
+        for column in zip(*cascades, strict=True)
+    )
+    blank = [not np.any(steps[-1].saliency) for steps in cascades]
+    passes, outcome, verdict = _verdict(spread[-1], blank, not np.any(original), threshold)
     name = method if isinstance(method, str) else getattr(method, "__name__", type(method).__name__)
-    return SanityReport(name, target, tuple(steps), passed, verdict, time.perf_counter() - started)
+    return SanityReport(name, target, tuple(cascades[0]), seeds, spread, passes, outcome, verdict,
+                        time.perf_counter() - started)
+
+
+def _stream(seed: int, step: int) -> int:
+    """The generator seed of one cascade step of one seed: independent streams for every (seed, step) pair."""
+    return int(np.random.SeedSequence((seed, step)).generate_state(1, dtype=np.uint64)[0] >> 1)
