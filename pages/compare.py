@@ -15,7 +15,7 @@ from cam_core.render.pictures import COLORMAPS, npy_bytes, png_bytes
 from cam_core.render.pictures import grid as grid_sheet
 from cam_core.render.saliency import evidence_map
 from cam_core.views.difference import describe, difference
-from cam_core.views.specificity import THRESHOLD, comparison_class, specificity
+from cam_core.views.specificity import comparison_class, specificity
 from pages.ui.errors import friendly_errors
 from pages.ui.frame import page
 from pages.ui.resources import GRID_TURNS
@@ -161,18 +161,8 @@ class Grid:
 def specificity_caption(analysis: Analysis, card: MethodCard, result: CamResult, other: int,
                         settings: dict) -> None:
     """How class-specific the map is: its r with the same method's map of other; near 1, why, and a better layer."""
-    labels = analysis.explainer.labels
     found = specificity(analysis, card.id, result.target, other, result.sign, **settings)
-    if found.r != found.r:
-        st.caption(f"r with “{labels[other]}”'s map: undefined (a blank map)")
-        return
-    if not found.barely_specific:
-        st.caption(f"r = {found.r:.2f} with “{labels[other]}”'s map: class-specific")
-        return
-    where = (f" At {found.best_layer} the two maps correlate at r = {found.best_r:.2f}: choose it in Method settings."
-             if found.best_layer else "")
-    st.caption(f":orange[:material/warning: r = {found.r:.2f} with “{labels[other]}”'s map: nearly the same map "
-               f"(r ≥ {THRESHOLD}).] {found.note[0].upper()}{found.note[1:]}.{where}")
+    st.caption(found.caption(analysis.explainer.labels[other]))
 
 
 def draw_cell(grid: Grid, method_id: str, class_index: int, other: int, top_of: dict[str, float | None]) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -12,7 +15,11 @@ from streamlit.delta_generator import DeltaGenerator
 
 from cam_core import Analysis, Explainer, MethodCard, methods
 from cam_core.lessons import Bars, Chart, Heatmaps, Lesson, Line, Montage, Overlay, Step, compare_lessons, lesson
-from cam_core.render.pictures import diverging, overlay, scaled_picture
+from cam_core.render.colourbar import difference_view, with_colour_bar
+from cam_core.render.pictures import COLORMAPS, diverging, overlay, scaled_picture
+from cam_core.render.saliency import evidence_map
+from cam_core.views.difference import describe, difference
+from cam_core.views.specificity import comparison_class, specificity
 from pages.ui.errors import friendly_errors
 from pages.ui.frame import page
 from pages.ui.widgets import ProgressLine, layer_picker, method_card, param_widget, progress_callback, stack_choices
@@ -54,11 +61,13 @@ def bars(chart: Bars, compact: bool) -> None:
     names = [str(key) for key in chart.keys]
     figure = go.Figure(go.Bar(x=names, y=chart.values, marker_color=[RED if v >= 0 else BLUE for v in chart.values],
                               hovertemplate=chart.key_name + " %{x}: %{y:.4g}<extra></extra>"))
-    if chart.reference is not None:
-        figure.add_hline(y=chart.reference, line_dash="dash", line_color="#555",
-                         annotation_text=f"{chart.reference_name}: {chart.reference:.3g}")
-    figure.update_layout(title=dict(text=chart.title, font_size=13), height=COMPACT_HEIGHT if compact else 280,
-                         margin=dict(l=0, r=0, t=36, b=0), yaxis_title=chart.value_name, xaxis_type="category",
+    title = chart.title
+    if chart.reference is not None:  # named in the title: a label on the line would sit over the bars
+        figure.add_hline(y=chart.reference, line_dash="dash", line_color="#555")
+        title = f"{title}<br><sup>dashed line: {chart.reference_name} = {chart.reference:.3g}</sup>"
+    figure.update_layout(title=dict(text=title, font_size=13), height=COMPACT_HEIGHT if compact else 280,
+                         margin=dict(l=0, r=0, t=50 if chart.reference is not None else 36, b=0),
+                         yaxis_title=chart.value_name, xaxis_type="category",
                          xaxis_title=chart.key_name)
     if compact:
         st.plotly_chart(figure, width="stretch", config=CHART)
@@ -66,7 +75,17 @@ def bars(chart: Bars, compact: bool) -> None:
     left, right = st.columns([3, 1])
     left.plotly_chart(figure, width="stretch", config=CHART)
     right.dataframe(pd.DataFrame({chart.key_name: list(chart.keys), chart.value_name: chart.values}),
-                    hide_index=True, height=280, width="stretch")
+                    hide_index=True, height=280, width="stretch",
+                    column_config={chart.value_name: st.column_config.NumberColumn(
+                        format=f"%.{decimals(chart.values)}f")})
+
+
+def decimals(values: Sequence[float]) -> int:
+    """The decimals that give the smallest non-zero magnitude among values three significant digits (at most 9)."""
+    magnitudes = [abs(float(v)) for v in values if float(v) != 0]
+    if not magnitudes:
+        return 0
+    return int(min(9, max(0, 2 - math.floor(math.log10(min(magnitudes))))))
 
 
 def line(chart: Line, compact: bool) -> None:
@@ -91,8 +110,9 @@ def draw(chart: Chart, image: Image.Image, compact: bool = False) -> None:
         st.image([picture for _, picture in pictures], caption=[title for title, _ in pictures],
                  width=PICTURE_WIDTH - 40 if compact else PICTURE_WIDTH)
     elif isinstance(chart, Overlay):
-        st.image(overlay(image, chart.saliency, alpha=0.5), caption=chart.title,
-                 width="stretch" if compact else 520)
+        picture = with_colour_bar(overlay(image, chart.saliency, alpha=0.5), chart.low, chart.high, COLORMAPS[0],
+                                  "map after the ReLU")
+        st.image(picture, caption=chart.title, width="stretch" if compact else 520)
 
 
 def show_step(number: int, step: Step, image: Image.Image) -> None:
@@ -132,9 +152,11 @@ def settings(card: MethodCard, explainer: Explainer, column: DeltaGenerator) -> 
     return chosen
 
 
-def computed(analysis: Analysis, card: MethodCard, target: int, chosen: dict) -> Lesson:
-    """The lesson, with a progress bar while the method runs the model passes it needs (once per image)."""
-    bar = ProgressLine(f"Taking {card.name} apart…", hidden=True)
+def computed(analysis: Analysis, card: MethodCard, target: int, chosen: dict,
+             bar: ProgressLine | None = None) -> Lesson:
+    """The lesson, with a progress bar (bar, else one here) while the method runs the model passes it needs (once
+    per image)."""
+    bar = bar or ProgressLine(f"Taking {card.name} apart…", hidden=True)
     progress = progress_callback(bar, card.name, "model passes (once for this image)")
     with st.spinner(f"Taking {card.name} apart…"):
         found = lesson(analysis, card.id, target, progress=progress, **chosen)
@@ -173,6 +195,25 @@ def differ(analysis: Analysis, cards: dict[str, MethodCard], story: Lesson, chos
             st.markdown(f"#### {told.card.name}")
             for number, step in enumerate(told.steps[parting.index:], start=parting.index + 1):
                 compact_step(number, step, analysis.image, number == parting.index + 1)
+    difference_of(analysis, story, other)
+
+
+def difference_of(analysis: Analysis, story: Lesson, other: Lesson) -> None:
+    """Where the two maps differ: the first method's map minus the second's, each divided by its own maximum."""
+    first, second = story.card.name, other.card.name
+    maps = [evidence_map(told.raw, analysis.size).numpy() for told in (story, other)]
+    picture = difference_view(analysis.image, difference(*maps, "max"), 0.6, f"{first} − {second}")
+    with st.container(border=True):
+        st.markdown(f"**Where they differ: {first} − {second}**")
+        st.caption(f"Red: where {first} puts more of its evidence, blue: where {second} does. Both maps after the "
+                   f"ReLU at the image's size, {describe('max')} (their units differ), then subtracted: −1 … +1.")
+        st.image(picture, width=520)
+
+
+def lesson_settings(card: MethodCard, story: Lesson) -> dict:
+    """The layer (multi-layer methods: layers) and parameters the lesson ran with, as Analysis.cam takes them."""
+    where = {"layers": list(story.layers)} if card.multi_layer else {"layer": story.layers[-1]}
+    return {**story.params, **where}
 
 
 def learn() -> None:
@@ -183,6 +224,7 @@ def learn() -> None:
         return
     explainer, analysis, target = subject
     cards = {card.id: card for card in methods()}
+    bar = ProgressLine("Taking the method apart…", hidden=True)  # at the top: visible during a cold pass
     with friendly_errors():
         left, right = st.columns([3, 2])
         st.session_state.setdefault("learn_method", "gradcam")
@@ -192,12 +234,15 @@ def learn() -> None:
         chosen = settings(card, explainer, right)
         with st.container(border=True):
             method_card(card, wide=True)
-        story = computed(analysis, card, target, chosen)
+        story = computed(analysis, card, target, chosen, bar)
         st.header(f"{card.name} on your image, step by step", divider="gray")
         st.caption(f"Class “{story.label}” ({story.target}) · layer{'s' if len(story.layers) > 1 else ''} "
                    f"{', '.join(story.layers)}" + (f" · {story.note}" if story.note else ""))
         for number, step in enumerate(story.steps, start=1):
             show_step(number, step, analysis.image)
+        other = comparison_class(analysis, story.target)
+        found = specificity(analysis, card.id, story.target, other, **lesson_settings(card, story))
+        st.caption(f"How class-specific: {found.caption(explainer.labels[other])}")
 
         st.header("Why does it differ?", divider="gray")
         with friendly_errors():

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from cam_core.registry import MethodCard, MethodOutput
-from cam_core.render.saliency import saliency_map
+from cam_core.render.saliency import evidence_range, saliency_map
 from cam_core.scaling import is_blank
 
 if TYPE_CHECKING:
@@ -90,10 +90,13 @@ class Montage:
 
 @dataclass(frozen=True)
 class Overlay:
-    """A [0, 1] map at the image's size, to be shown over the image."""
+    """A [0, 1] map at the image's size, to be shown over the image; low and high: the real values (the map after
+    the ReLU, in the method's units) that 0 and 1 stand for."""
 
     title: str
     saliency: np.ndarray
+    low: float = 0.0
+    high: float = 1.0
 
 
 Chart = Union[Heatmaps, Bars, Line, Montage, Overlay]
@@ -208,6 +211,16 @@ def channel_tiles(values: torch.Tensor, channels: list[int], what: str = "channe
     return tuple((f"{what} {k}: {span(values[k])}", array(values[k])) for k in channels)
 
 
+def relu6_text(source: Source, acts: torch.Tensor) -> str:
+    """One sentence on the cap at 6, where the model's ReLU6 caps these activations."""
+    capped = any(isinstance(m, torch.nn.ReLU6) for m in source.analysis.explainer.model.module.modules())
+    if not capped or float(acts.max()) != 6.0:
+        return ""
+    share = float((acts == 6.0).float().mean())
+    return (f" That is the cap: {source.analysis.explainer.name}'s ReLU6 clips every activation at 6 (min(max(x, 0), "
+            f"6)); {share:.1%} of these values sit there.")
+
+
 def activations_step(source: Source, channels: list[int], why: str, layer: str | None = None) -> Step:
     """The layer's activation tensor, a few channels of it shown."""
     layer = layer or source.layer
@@ -223,7 +236,8 @@ def activations_step(source: Source, channels: list[int], why: str, layer: str |
     text = (
         f"The image goes through the network once; at **{layer}** it is {count} channels of {height}×{width} "
         f"positions ({acts.numel():,} numbers, {zeros:.0%} of them zero). The strongest activation, "
-        f"{num(acts.max())}, is in channel {peak}. Shown: channels {', '.join(map(str, channels))}, {why}.{more}"
+        f"{num(acts.max())}, is in channel {peak}.{relu6_text(source, acts)} Shown: channels "
+        f"{', '.join(map(str, channels))}, {why}.{more}"
     )
     return Step("activations", "The activations", text, f"the {count} channels of {height}×{width} at {layer}",
                 (Heatmaps(channel_tiles(acts, channels), signed(acts)),), array(acts))
@@ -300,11 +314,12 @@ def upsample_step(raw: torch.Tensor, saliency: np.ndarray) -> Step:
     height, width = saliency.shape
     kept = raw.clamp(min=0)
     text = (
-        f"The {shape(raw)} map is stretched to the image's {height}×{width} pixels by bilinear interpolation and "
+        f"The {shape(raw)} map is stretched to the image's {width}×{height} pixels (width × height) by bilinear "
+        "interpolation and "
         f"scaled to [0, 1] (its lowest value, {num(kept.min())}, becomes 0 and its highest, {num(kept.max())}, 1), so "
         "that maps of different methods are comparable."
     )
-    return Step("upsample", "The upsampling", text, f"bilinear from {shape(raw)} to {height}×{width}, scaled to [0, 1]",
+    return Step("upsample", "The upsampling", text, f"bilinear from {shape(raw)} to {width}×{height}, scaled to [0, 1]",
                 (Heatmaps((("upsampled and scaled", saliency),)),), saliency)
 
 
@@ -316,20 +331,21 @@ def where(saliency: np.ndarray) -> str:
     return "the centre" if (vertical, horizontal) == ("middle", "centre") else f"the {vertical} {horizontal}"
 
 
-def overlay_step(source: Source, saliency: np.ndarray) -> Step:
-    """The map over the image."""
+def overlay_step(source: Source, saliency: np.ndarray, low: float = 0.0, high: float = 1.0) -> Step:
+    """The map over the image (low, high: the real values its 0 and 1 stand for)."""
     text = (f"The map over the image: it is strongest in {where(saliency)}, where the evidence for “{source.label}” "
             f"is, according to {source.card.name}. {float((saliency > 0.5).mean()):.0%} of the image is above half "
             "the peak.")
     return Step("overlay", "The overlay", text, "the map over the image",
-                (Overlay(f"{source.card.name} · {source.label}", saliency),), saliency)
+                (Overlay(f"{source.card.name} · {source.label}", saliency, low, high),), saliency)
 
 
 def tail(source: Source, raw: torch.Tensor) -> tuple[list[Step], np.ndarray]:
     """The steps every method ends with: ReLU (for signed maps), upsampling, overlay; and the saliency."""
     saliency, _ = saliency_map(raw, source.analysis.size)
+    low, high = evidence_range(raw, source.analysis.size)
     steps = [relu_step(raw)] if source.card.signed else []
-    return [*steps, upsample_step(raw, saliency), overlay_step(source, saliency)], saliency
+    return [*steps, upsample_step(raw, saliency), overlay_step(source, saliency, low, high)], saliency
 
 
 def focus(weights: torch.Tensor, activations: torch.Tensor) -> list[int]:

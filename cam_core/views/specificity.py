@@ -21,11 +21,12 @@ REASONS = (
     ("mask_scores", "its masked inputs raise or lower both classes' scores nearly alike at this layer"),
     ("ablation_scores", "removing a channel moves both classes' logits nearly alike at this layer"),
     ("class_weights", "the classifier's weights of the two classes favour nearly the same channels"),
-    ("gradients", "its weights keep the channels of positive gradient, and at this layer the gradient is nearly the "
-                  "same for every class"),
-    ("path", "its weights keep the channels of positive gradient, and at this layer the gradient is nearly the same "
-             "for every class"),
+    ("gradients", "at this layer the two classes' gradients favour nearly the same channels"),
+    ("path", "at this layer the two classes' gradients favour nearly the same channels"),
 )
+POSITIVE_GRADIENT = (r"\mathrm{ReLU}(g", r"\mathrm{ReLU}\big(\tfrac{\partial", "D_{2,ij}")  # formulas that keep g > 0
+POSITIVE_REASON = ("its weights keep the channels of positive gradient, and at this layer the gradient is nearly the "
+                   "same for every class")
 
 _cache: weakref.WeakKeyDictionary[Analysis, dict] = weakref.WeakKeyDictionary()
 
@@ -33,7 +34,8 @@ _cache: weakref.WeakKeyDictionary[Analysis, dict] = weakref.WeakKeyDictionary()
 @dataclass(frozen=True)
 class Specificity:
     """A map's Pearson r with the same method's map of another class; when r ≥ THRESHOLD, why, and the candidate
-    layer with the lowest r (best_layer, best_r; None when no other layer can be tried cheaply or none is lower)."""
+    layer with the lowest r (best_layer, best_r; None when no other layer can be tried cheaply or none is below
+    THRESHOLD: then the classes may simply be in the same place, and the note says so)."""
 
     method: str
     target: int
@@ -47,6 +49,19 @@ class Specificity:
     def barely_specific(self) -> bool:
         """Whether the two classes' maps are nearly the same map (r ≥ THRESHOLD)."""
         return not math.isnan(self.r) and self.r >= THRESHOLD
+
+    def caption(self, other_label: str) -> str:
+        """The finding in a line or two (Markdown): r with the other class's map; near 1, why, and the better layer
+        (other_label: the other class's name)."""
+        against = f"with “{other_label}”'s map"
+        if math.isnan(self.r):
+            return f"r {against}: undefined (a blank map)"
+        if not self.barely_specific:
+            return f"r = {self.r:.2f} {against}: class-specific"
+        where = (f" At {self.best_layer} the two maps correlate at r = {self.best_r:.2f}: choose that layer."
+                 if self.best_layer else "")
+        return (f":orange[:material/warning: r = {self.r:.2f} {against}: nearly the same map (r ≥ {THRESHOLD}).] "
+                f"{self.note[0].upper()}{self.note[1:]}.{where}")
 
 
 def comparison_class(analysis: Analysis, target: int, second: int | None = None) -> int:
@@ -81,6 +96,8 @@ def reason(card: MethodCard) -> str:
     """Why method's maps of two classes can be nearly the same map, from what it reads."""
     if not card.class_specific and not card.needs:
         return f"{card.name} does not read the class: its map is the same for every class"
+    if card.needs & {"gradients", "path"} and any(marker in card.formula for marker in POSITIVE_GRADIENT):
+        return POSITIVE_REASON
     for need, why in REASONS:
         if need in card.needs:
             return why
@@ -115,7 +132,7 @@ def _key(value: object) -> object:
 def specificity(analysis: Analysis, method: str, target: int, other: int, sign: str = "positive",
                 **settings: object) -> Specificity:
     """How class-specific method's map of target is, against other's map; computed once per analysis and settings.
-    When r ≥ THRESHOLD, note says why and the candidate layer with the lowest r is named (if lower)."""
+    When r ≥ THRESHOLD, note says why and the candidate layer with the lowest r is named (if below THRESHOLD)."""
     key = (method, int(target), int(other), sign, _key(settings))
     known = _cache.setdefault(analysis, {})
     if key in known:
@@ -127,8 +144,13 @@ def specificity(analysis: Analysis, method: str, target: int, other: int, sign: 
         params = {k: v for k, v in settings.items() if k not in ("layer", "layers")}
         by_layer = layer_correlations(analysis, method, target, other, sign, **params)
         best = min(by_layer, key=by_layer.get) if by_layer else None
-        better = best is not None and by_layer[best] < r - 0.05
-        found = Specificity(method, int(target), int(other), r, reason(card),
+        better = best is not None and by_layer[best] < THRESHOLD
+        if best is None or better:
+            note = reason(card)
+        else:
+            note = (f"the two classes' evidence may lie in the same place: no candidate layer separates them either "
+                    f"(the lowest r, {by_layer[best]:.2f}, is at {best})")
+        found = Specificity(method, int(target), int(other), r, note,
                             best if better else None, by_layer[best] if better else None)
     known[key] = found
     return found

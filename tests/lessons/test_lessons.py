@@ -241,3 +241,17 @@ def test_a_method_never_parts_from_itself(analysis, lessons):
     for method in ("gradcam", "eigencam", "scorecam", "polycam"):
         assert compare_lessons(lessons(method), lessons(method)) is None
     assert compare_lessons(lesson(analysis, "gradcam"), lessons("gradcam")) is None
+
+
+def test_the_activations_explain_relu6s_cap_and_sizes_read_width_by_height(analysis):
+    story = lesson(analysis, "gradcam")
+    acts = analysis.activations()
+    assert float(acts.max()) == 6.0, "chelsea at features.18 reaches MobileNetV2's cap"
+    assert "ReLU6 clips every activation at 6" in story.steps[0].text
+    height, width = analysis.size
+    assert height != width
+    upsample = next(step for step in story.steps if step.stage == "upsample")
+    assert f"{width}×{height} pixels (width × height)" in upsample.text
+    overlay = story.steps[-1].charts[0]
+    kept = np.maximum(story.raw, 0)
+    assert overlay.high == pytest.approx(float(kept.max()), rel=1e-3) and overlay.low >= 0

@@ -38,8 +38,8 @@ def test_each_map_says_how_class_specific_it_is(dog_app):
     warnings = [c for c in found if "nearly the same map" in c]
     assert len(warnings) == 2, found
     plus, guided = warnings
-    assert "positive gradient" in plus and "choose it in Method settings" in plus, plus
-    assert "positive gradients back through every ReLU" in guided and "Method settings" not in guided, guided
+    assert "positive gradient" in plus and "choose that layer" in plus, plus
+    assert "positive gradients back through every ReLU" in guided and "choose that layer" not in guided, guided
 
 
 def test_signed_view_says_why_only_red_appears(dog_app):

@@ -8,6 +8,8 @@ runs at features.16 (160 channels) and Poly-CAM on two cheap layers to keep thei
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -15,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 from cam_core import methods
 from cam_core.inputs.examples import load_example
 from cam_core.lessons import lesson
+from cam_core.views.specificity import comparison_class, specificity
 from tests.conftest import CHEAP_LAYER, CHEAP_PYRAMID, ROOT, cheap_settings, count_passes
 
 TIMEOUT = 300
@@ -96,7 +99,10 @@ def test_the_differ_panel_marks_where_gradcam_and_gradcampp_part(app):
 
 def test_opening_the_page_runs_no_model_pass_once_gradcam_is_known(explainer):
     coffee = load_example("coffee")
-    explainer.analyze(coffee).cam("gradcam")
+    known = explainer.analyze(coffee)
+    known.cam("gradcam")
+    specificity(known, "gradcam", known.target(None), comparison_class(known, known.target(None)),
+                layer=explainer.default_layer)  # its caption's search of the other layers, once per image
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     app.session_state["image"] = coffee
     app.session_state["image_name"] = "example: coffee"
@@ -109,3 +115,15 @@ def test_opening_the_page_runs_no_model_pass_once_gradcam_is_known(explainer):
     assert "1. The activations" in [h.value for h in app.subheader]
     assert "espresso" in app.subheader[1].value
     assert passes == [], f"the Learn page ran {len(passes)} model passes"
+
+
+def test_the_page_gives_class_specificity_digits_and_ends_the_differ_panel_with_a_difference_map(app):
+    open_learn(app, "scorecam")
+    assert any(c.value.startswith("How class-specific: r = ") for c in app.caption), [c.value for c in app.caption]
+    table = next(frame for frame in app.dataframe if list(frame.value.columns)[0] == "channel")
+    column = list(table.value.columns)[1]
+    values = table.value[column].to_numpy()
+    shown = json.loads(table.proto.columns)[column]["type_config"]["format"] % float(np.abs(values[values != 0]).min())
+    assert len(shown.lstrip("-0.").replace(".", "")) >= 3, f"{shown}: the weights need three significant digits"
+    ends = [m.value for m in app.markdown if m.value.startswith("**Where they differ:")]
+    assert ends == ["**Where they differ: Score-CAM − Grad-CAM**"], ends

@@ -65,7 +65,9 @@ def test_map_view_is_the_picture_above_its_colour_bar():
     row = bar[np.argmax((np.abs(bar.astype(int) - table[128]).sum(axis=2) < 12).sum(axis=1))]
     assert (np.abs(row[:, None].astype(int) - table[[0, 255]][None]).sum(axis=2) < 12).any(axis=0).all(), \
         "the bar must run from the colour map's first colour to its last"
-    assert np.asarray(with_colour_bar(plain, 0, 1)).shape[0] == shown.height
+    low, high = picture_range(raw, (48, 64))
+    np.testing.assert_array_equal(np.asarray(with_colour_bar(plain, low, high, "viridis", "map after the ReLU")),
+                                  np.asarray(shown))
 
 
 def test_a_shared_scale_makes_the_weaker_map_look_weaker():
