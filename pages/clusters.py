@@ -8,7 +8,8 @@ import streamlit as st
 
 from cam_core import Analysis
 from cam_core.inputs.channel_clusters import ChannelClusters
-from cam_core.render.pictures import overlay
+from cam_core.render.colourbar import map_view, with_colour_bar
+from cam_core.render.pictures import COLORMAPS, overlay
 from cam_core.render.saliency import saliency_map
 from cam_core.views.channels import cluster_gains
 from pages.ui.errors import friendly_errors
@@ -35,7 +36,10 @@ def overview(clusters: ChannelClusters, names: list[str], channels: int) -> None
                          title=f"Channels on their first two principal components (variance explained: {explained})",
                          color_discrete_sequence=px.colors.qualitative.Dark24,
                          category_orders={"color": names})
-    scatter.update_layout(height=320, margin=dict(l=0, r=0, t=40, b=0))
+    rows = -(-len(names) // 6)  # the legend wraps below the chart, six clusters a row, so every cluster is listed
+    scatter.update_layout(height=320 + 22 * rows, margin=dict(l=0, r=0, t=40, b=0),
+                          legend=dict(orientation="h", yanchor="top", y=-0.12, xanchor="left", x=0,
+                                      entrywidth=90, font_size=11))
     scatter.update_traces(marker=dict(size=6, opacity=0.8))
     right.plotly_chart(scatter, width="stretch", config=CHART)
 
@@ -57,7 +61,7 @@ def worth(analysis: Analysis, class_name: str, target: int, layer: str, k: int, 
                   color_discrete_sequence=px.colors.qualitative.Dark24)
     bars.update_layout(height=300, showlegend=False, margin=dict(l=0, r=0, t=10, b=0))
     left.plotly_chart(bars, width="stretch", config=CHART)
-    right.image(overlay(analysis.image, result.saliency, alpha=0.55), width="stretch",
+    right.image(map_view(analysis.image, result.saliency, result.raw, "overlay", 0.55), width="stretch",
                 caption=f"{'Cosine-CAM' if rows == 'l2' else 'Cluster-CAM'} with these {k} clusters"
                 + (f" · {result.note}" if result.note else ""))
     return gains
@@ -85,11 +89,24 @@ def clusters() -> None:
         gains = worth(analysis, explainer.labels[target], target, layer, k, rows, names)
 
         st.subheader("Each cluster's summed map", divider="gray")
+        shared = st.checkbox("Shared scale by gain", key="clusters_shared",
+                             help="Each cluster's map, scaled to [0, 1], times its score gain (a negative gain "
+                             "counts as 0), all on one scale: a cluster worth nothing to the class looks blank.")
+        top = float(np.clip(gains, 0, None).max())
+        if shared:
+            st.caption(f"Shared scale: each map × its gain, from 0 to the largest gain ({top:+.3g}).")
         columns = st.columns(COLUMNS)
         for index in range(k):
             saliency, note = saliency_map(found.maps[index], analysis.size)
+            if shared:
+                worth_here = saliency * max(float(gains[index]), 0.0) / top if top > 0 else np.zeros_like(saliency)
+                picture = with_colour_bar(overlay(analysis.image, worth_here, alpha=0.55), 0.0, top, COLORMAPS[0],
+                                          "map × score gain")
+            else:
+                picture = map_view(analysis.image, saliency, found.maps[index], "overlay", 0.55,
+                                   label="summed activation")
             with columns[index % COLUMNS]:
-                st.image(overlay(analysis.image, saliency, alpha=0.55), width="stretch",
+                st.image(picture, width="stretch",
                          caption=f"cluster {index} · {found.sizes[index]} channels · gain {gains[index]:+.3f}"
                          + (f" · {note}" if note else ""))
 
