@@ -84,6 +84,8 @@ def share_link(title: str) -> None:
     if st.query_params.to_dict() != params:
         st.query_params.from_dict(params)
     base = (st.context.url or "").rstrip("/")
+    for path, _, _ in PAGES[1:]:  # st.context.url may or may not end with the current page's path
+        base = base.removesuffix(f"/{Path(path).stem}")
     st.markdown("**Link to this view**")
     st.code(f"{base}/{_url_path(title)}?{urlencode(params, safe=',')}", language=None, wrap_lines=True)
     if current_example() is None:
