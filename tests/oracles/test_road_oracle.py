@@ -1,11 +1,14 @@
 """Noisy linear imputation against pytorch-grad-cam's NoisyLinearImputer (taken from ROAD's authors' code, the
-reference), with no noise: the same weights and system, so the same imputed image."""
+reference) and Quantus's noisy_linear_imputation (adapted from it), with no noise: the same weights and system, so
+the same imputed image. (Their ROAD scores are not compared: Quantus counts correct predictions, pytorch-grad-cam
+differences of probabilities, ours is the class probability.)"""
 
 from __future__ import annotations
 
 import pytest
 import torch
 from pytorch_grad_cam.metrics.road import NoisyLinearImputer
+from quantus.functions.perturb_func import noisy_linear_imputation as quantus_imputation
 
 from cam_core.evaluation.metrics import pixel_ranks
 from cam_core.evaluation.road import noisy_linear_imputation
@@ -23,6 +26,8 @@ def test_imputation_matches_the_authors_on_a_real_photo(mobilenet, chelsea, shar
     theirs = NoisyLinearImputer(noise=0.0)(model_input[0], (~removed).to(torch.uint8))
     torch.testing.assert_close(ours[0], theirs, rtol=0, atol=1e-5)
     assert not torch.equal(ours, model_input)
+    quantus = quantus_imputation(model_input[0].numpy(), torch.flatten(removed).nonzero()[:, 0].numpy(), noise=0.0)
+    torch.testing.assert_close(ours[0], torch.from_numpy(quantus).float(), rtol=0, atol=1e-5)
 
 
 def test_imputation_matches_the_authors_on_scattered_pixels():
