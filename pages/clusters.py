@@ -37,8 +37,8 @@ def overview(clusters: ChannelClusters, names: list[str], channels: int) -> None
                          color_discrete_sequence=px.colors.qualitative.Dark24,
                          category_orders={"color": names})
     rows = -(-len(names) // 6)  # the legend wraps below the chart, six clusters a row, so every cluster is listed
-    scatter.update_layout(height=320 + 22 * rows, margin=dict(l=0, r=0, t=40, b=0),
-                          legend=dict(orientation="h", yanchor="top", y=-0.12, xanchor="left", x=0,
+    scatter.update_layout(height=340 + 22 * rows, margin=dict(l=0, r=0, t=40, b=0),
+                          legend=dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0,
                                       entrywidth=90, font_size=11))
     scatter.update_traces(marker=dict(size=6, opacity=0.8))
     right.plotly_chart(scatter, width="stretch", config=CHART)
@@ -107,7 +107,7 @@ def clusters() -> None:
                                    label="summed activation")
             with columns[index % COLUMNS]:
                 st.image(picture, width="stretch",
-                         caption=f"cluster {index} · {found.sizes[index]} channels · gain {gains[index]:+.3f}"
+                         caption=f"cluster {index} · {found.sizes[index]} channels · gain {gains[index]:+.3g}"
                          + (f" · {note}" if note else ""))
 
 

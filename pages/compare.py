@@ -220,18 +220,20 @@ def class_difference(grid: Grid, targets: list[int], chosen: list[str]) -> None:
     labels = grid.analysis.explainer.labels
     first, second = (labels[i] for i in targets)
     st.subheader(f"“{first}” − “{second}”", divider="gray")
-    st.caption(f"Red: more evidence for “{first}” than for “{second}”; blue: the reverse. Raw values ({describe('raw')}"
-               "): both classes' maps after the ReLU, subtracted; the bar is symmetric about 0.")
+    st.caption(f"Red: more evidence for “{first}” than for “{second}”; blue: the reverse. Both classes' maps after "
+               f"the ReLU, subtracted in {describe('raw')}; the bar spans ± the larger of the two maps' maxima "
+               "(their shared scale).")
     columns = st.columns(COLUMNS)
     for position, method_id in enumerate(chosen):
         maps = [grid.results.get((method_id, t)) for t in targets]
         if not all(isinstance(m, CamResult) for m in maps):
             continue
-        values = difference(*(evidence(grid.analysis, m) for m in maps), "raw")
+        kept = [evidence(grid.analysis, m) for m in maps]
         name = grid.cards[method_id].name
-        picture = difference_view(grid.analysis.image, values, grid.look.alpha, f"{name}: {first} − {second}")
+        picture = difference_view(grid.analysis.image, difference(*kept, "raw"), grid.look.alpha,
+                                  f"{name}: {first} − {second}", max(float(k.max()) for k in kept))
         columns[position % COLUMNS].image(picture, caption=f"{name} · difference", width="stretch")
-        grid.keep(picture, f"{name} · {first} − {second}")
+        grid.keep(picture, f"{name} · {first} - {second}")
 
 
 def method_difference(grid: Grid, targets: list[int], pair: list[str]) -> None:
@@ -247,10 +249,10 @@ def method_difference(grid: Grid, targets: list[int], pair: list[str]) -> None:
         if not all(isinstance(m, CamResult) for m in maps):
             continue
         values = difference(*(evidence(grid.analysis, m) for m in maps), "max")
-        picture = difference_view(grid.analysis.image, values, grid.look.alpha, "difference of the scaled maps")
+        picture = difference_view(grid.analysis.image, values, grid.look.alpha, "difference of the scaled maps", 1.0)
         columns[position % COLUMNS].image(picture, caption=f"{names[0]} − {names[1]} · {labels[class_index]}",
                                           width="stretch")
-        grid.keep(picture, f"{names[0]} − {names[1]} · {labels[class_index]}")
+        grid.keep(picture, f"{names[0]} - {names[1]} · {labels[class_index]}")
 
 
 def compare() -> None:

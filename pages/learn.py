@@ -202,7 +202,7 @@ def difference_of(analysis: Analysis, story: Lesson, other: Lesson) -> None:
     """Where the two maps differ: the first method's map minus the second's, each divided by its own maximum."""
     first, second = story.card.name, other.card.name
     maps = [evidence_map(told.raw, analysis.size).numpy() for told in (story, other)]
-    picture = difference_view(analysis.image, difference(*maps, "max"), 0.6, f"{first} − {second}")
+    picture = difference_view(analysis.image, difference(*maps, "max"), 0.6, f"{first} − {second}", 1.0)
     with st.container(border=True):
         st.markdown(f"**Where they differ: {first} − {second}**")
         st.caption(f"Red: where {first} puts more of its evidence, blue: where {second} does. Both maps after the "

@@ -28,11 +28,16 @@ def format_value(value: float) -> str:
     return "0" if value == 0 else f"{value:.3g}"
 
 
+def drawable(text: str) -> str:
+    """text in the characters PIL's built-in font has (its minus and times signs are missing)."""
+    return text.replace("−", "-").replace("×", "x")
+
+
 def colour_bar(width: int, low: float, high: float, colormap: str = COLORMAPS[0], label: str = "") -> Image.Image:
     """A horizontal colour bar width pixels wide, ticked at low, the middle and high, with label beneath."""
-    font_size = max(12, round(width / 30))
+    font_size = max(12, round(width / 22))
     font = ImageFont.load_default(size=font_size)
-    margin, bar_height = max(6, font_size // 2), max(10, round(width / 40))
+    margin, bar_height = max(6, font_size // 2), max(10, round(width / 30))
     rows = 2 if label else 1
     strip = Image.new("RGB", (width, margin + bar_height + 4 + rows * round(font_size * 1.3) + margin // 2), "white")
     inner = max(1, width - 2 * margin)
@@ -47,7 +52,8 @@ def colour_bar(width: int, low: float, high: float, colormap: str = COLORMAPS[0]
         draw.line((x, margin + bar_height, x, margin + bar_height + 3), fill=(60, 60, 60))
         draw.text((x, y), format_value(value), fill=(20, 20, 20), font=font, anchor=anchor)
     if label:
-        draw.text((width // 2, y + round(font_size * 1.3)), label, fill=(70, 70, 70), font=font, anchor="ma")
+        draw.text((width // 2, y + round(font_size * 1.3)), drawable(label), fill=(70, 70, 70), font=font,
+                  anchor="ma")
     return strip
 
 
@@ -109,9 +115,11 @@ def map_view(image: Image.Image, saliency: np.ndarray, raw: np.ndarray, view: st
     return with_colour_bar(picture, 0.0, top, bar_colours, label)
 
 
-def difference_view(image: Image.Image, values: np.ndarray, alpha: float = 0.6, label: str = "") -> Image.Image:
-    """A signed difference map at the image's size on the diverging scale (white at 0), symmetric about 0 at its
-    largest magnitude, blended over a grey copy of the image, with its colour bar."""
-    bound = float(np.abs(values).max())
-    picture = Image.blend(image.convert("L").convert("RGB"), diverging(values), alpha)
+def difference_view(image: Image.Image, values: np.ndarray, alpha: float = 0.6, label: str = "",
+                    bound: float | None = None) -> Image.Image:
+    """A signed difference map at the image's size on the diverging scale (white at 0) from −bound to +bound
+    (default: its largest magnitude; give the two maps' shared scale), blended over a grey copy of the image, with its
+    colour bar."""
+    bound = float(np.abs(values).max()) if bound is None else float(bound)
+    picture = Image.blend(image.convert("L").convert("RGB"), diverging(values, bound=bound), alpha)
     return with_colour_bar(picture, -bound, bound, DIVERGING, label)

@@ -53,7 +53,7 @@ class Specificity:
     def caption(self, other_label: str) -> str:
         """The finding in a line or two (Markdown): r with the other class's map; near 1, why, and the better layer
         (other_label: the other class's name)."""
-        against = f"with “{other_label}”'s map"
+        against = f"with the map of “{other_label}”"
         if math.isnan(self.r):
             return f"r {against}: undefined (a blank map)"
         if not self.barely_specific:

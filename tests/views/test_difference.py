@@ -7,7 +7,14 @@ import pytest
 from PIL import Image
 
 from cam_core.errors import CamError
-from cam_core.render.colourbar import format_value, map_view, picture_range, shared_top, with_colour_bar
+from cam_core.render.colourbar import (
+    difference_view,
+    format_value,
+    map_view,
+    picture_range,
+    shared_top,
+    with_colour_bar,
+)
 from cam_core.render.pictures import COLORMAPS, colormap_table, result_picture
 from cam_core.render.saliency import saliency_map
 from cam_core.views.difference import describe, difference
@@ -81,3 +88,12 @@ def test_a_shared_scale_makes_the_weaker_map_look_weaker():
     assert (pictures[0][4, 4] == table[255]).all() and (pictures[1][4, 4] == table[64]).all()
     own = [np.asarray(map_view(image, saliency_map(m, (8, 8))[0], m, "map"))[:8] for m in (strong, weak)]
     np.testing.assert_array_equal(own[0], own[1])
+
+
+def test_a_difference_is_drawn_on_the_two_maps_shared_scale():
+    image = Image.new("RGB", (4, 2), (255, 255, 255))
+    values = np.array([[0.5, 0.5, -0.5, 0.0], [0.5, 0.5, -0.5, 0.0]], dtype=np.float32)
+    shown = np.asarray(difference_view(image, values, alpha=1.0, bound=1.0))[:2].astype(int)
+    table = colormap_table("RdBu_r").astype(int)
+    assert (np.abs(shown[0, 0] - table[191]) <= 1).all() and (np.abs(shown[0, 2] - table[64]) <= 1).all()
+    assert (np.abs(shown[0, 3] - table[128]) <= 1).all()
