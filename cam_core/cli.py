@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--baseline", default=DEFAULT_BASELINE, choices=BASELINES,
                           help="what removed pixels become (rise: zeros for deletion, a blurred copy for insertion)")
+    evaluate.add_argument(
+        "--road", action="store_true", help="also ROAD's MoRF and LeRF AUCs (18 imputed passes per map: slow)"
+    )
     evaluate.add_argument("--ray", action="store_true", help="one Ray task per image (also when RAY_ADDRESS is set)")
     evaluate.add_argument("--address", metavar="ADDR", help="a Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
     evaluate.add_argument(
@@ -149,6 +152,7 @@ def _evaluate(args: argparse.Namespace) -> None:
             args.out,
             labels_csv=args.labels,
             boxes_csv=args.boxes,
+            road=args.road,
             steps=args.steps,
             baseline=args.baseline,
             use_ray=args.ray,

@@ -48,14 +48,18 @@ COLUMNS = (
     "energy",
     "gini",
     "entropy",
+    "road_morf_auc",
+    "road_lerf_auc",
     "error",
 )
-# Columns added after the first layout: a CSV without them is an earlier evaluation, read with them empty.
-ADDED_COLUMNS = ("pointing", "energy", "gini", "entropy")
+# Columns added after the first layout, in order: a CSV without the last few of them is an earlier evaluation, read
+# with them empty.
+ADDED_COLUMNS = ("pointing", "energy", "gini", "entropy", "road_morf_auc", "road_lerf_auc")
 RAY_REQUIREMENT = "ray==2.60.0"
 
 Row = dict[str, str]
 Job = tuple[str, str, list[str], int | None, tuple[Box, ...]]  # file, image name, methods, target class, boxes
+Road = bool | Sequence[float]  # score_map's road: False, True (the authors' fractions) or the fractions
 Progress = Callable[[int, int, str], None]
 
 
@@ -81,6 +85,8 @@ METRICS = (
     Metric("energy", "energy pointing ↑", 1, "higher", 3),
     Metric("gini", "Gini (sparseness)", 1, None, 3),
     Metric("entropy", "entropy (nats)", 1, None, 3),
+    Metric("road_morf_auc", "ROAD MoRF AUC ↓", 1, "lower", 4),
+    Metric("road_lerf_auc", "ROAD LeRF AUC ↑", 1, "higher", 4),
 )
 
 
@@ -118,11 +124,12 @@ def evaluate_image(
     baseline: str = DEFAULT_BASELINE,
     name: str | None = None,
     boxes: Sequence[Box] = (),
+    road: Road = False,
 ) -> list[Row]:
     """One row per method: the map's target class (label, or the top-1 class when None), its scores, the pointing
     game (within POINTING_TOLERANCE pixels) and energy share against the boxes of that class (empty when it has
-    none) and the map's Gini and entropy; an image that cannot be read gives rows with only `error` filled. name is
-    the image column (default: the file name)."""
+    none), the map's Gini and entropy, and with road the ROAD AUCs (score_map's road); an image that cannot be read
+    gives rows with only `error` filled. name is the image column (default: the file name)."""
     image = name or Path(path).name
     try:
         analysis = explainer.analyze(path)
@@ -140,7 +147,7 @@ def evaluate_image(
     rows = []
     for method in methods:
         result = analysis.cam(method, target=label)
-        scores = score_map(analysis, result.saliency, result.target, steps, baseline)
+        scores = score_map(analysis, result.saliency, result.target, steps, baseline, road=road)
         own = boxes_for(boxes, result.target)
         rows.append(
             _row(
@@ -161,6 +168,8 @@ def evaluate_image(
                 energy=_number(energy_share(result.saliency, own, size)) if own else "",
                 gini=_number(gini(result.saliency)),
                 entropy=_number(entropy(result.saliency)),
+                road_morf_auc=_number(scores.road_morf.auc) if scores.road_morf else "",
+                road_lerf_auc=_number(scores.road_lerf.auc) if scores.road_lerf else "",
             )
         )
     return rows
@@ -278,10 +287,12 @@ def evaluate_folder(
     threads: int | None = None,
     progress: Progress | None = None,
     boxes_csv: str | os.PathLike | None = None,
+    road: Road = False,
 ) -> Summary:
     """Score every method on every image of folder into the CSV out, skipping the (image, method) pairs it already
     holds for model, steps and baseline; here, or as one Ray task per image when use_ray, address or $RAY_ADDRESS
-    is given (same rows either way). boxes_csv (read_boxes) gives the boxes for the pointing columns.
+    is given (same rows either way). boxes_csv (read_boxes) gives the boxes for the pointing columns; with road, the
+    ROAD columns are filled too, and a pair whose row has none is computed again (its newest row counts).
     progress(done, total, image) is called after each image."""
     started = time.perf_counter()
     methods = list(dict.fromkeys(methods))
@@ -307,7 +318,11 @@ def evaluate_folder(
             raise CamError(f"{what} file {source} names {strangers[0]}, which is not an image in {root}")
     out = Path(out)
     setting = (model, str(steps), baseline)
-    done = {(row["image"], row["method"]) for row in _read_rows(out) if _setting(row) == setting}
+    done = {
+        (row["image"], row["method"])
+        for row in _read_rows(out)
+        if _setting(row) == setting and (not road or row["road_morf_auc"] or row["error"])
+    }
     jobs = [
         (str(path), name, missing, labels.get(name), tuple(boxes.get(name, ())))
         for name, path in names.items()
@@ -317,9 +332,9 @@ def evaluate_folder(
         _upgrade(out)
     on_ray = use_ray or address is not None or "RAY_ADDRESS" in os.environ
     results = (
-        _on_ray(model, jobs, steps, baseline, threads, address)
+        _on_ray(model, jobs, steps, baseline, threads, address, road)
         if on_ray
-        else _here(model, jobs, steps, baseline, threads)
+        else _here(model, jobs, steps, baseline, threads, road)
     )
     with out.open("a", newline="", encoding="utf-8") as handle:
         if handle.tell() == 0:
@@ -391,14 +406,14 @@ def _torch_threads(count: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _here(model: str, jobs: list[Job], steps: int, baseline: str, threads: int) -> Iterator[list[Row]]:
+def _here(model: str, jobs: list[Job], steps: int, baseline: str, threads: int, road: Road) -> Iterator[list[Row]]:
     """The rows of each job, in order, computed in this process."""
     if not jobs:
         return
     explainer = Explainer(model, cache_bytes=0)
     for path, name, methods, label, boxes in jobs:
         with _torch_threads(threads):
-            rows = evaluate_image(explainer, path, methods, label, steps, baseline, name, boxes)
+            rows = evaluate_image(explainer, path, methods, label, steps, baseline, name, boxes, road)
         yield rows
 
 
@@ -415,16 +430,17 @@ def _ray_task(
     steps: int,
     baseline: str,
     threads: int,
+    road: Road,
 ) -> list[Row]:
     """evaluate_image in a Ray worker, which loads each model once and keeps it for its later tasks."""
     if model not in _WORKER_EXPLAINERS:
         _WORKER_EXPLAINERS[model] = Explainer(model, cache_bytes=0)
     with _torch_threads(threads):
-        return evaluate_image(_WORKER_EXPLAINERS[model], path, methods, label, steps, baseline, name, boxes)
+        return evaluate_image(_WORKER_EXPLAINERS[model], path, methods, label, steps, baseline, name, boxes, road)
 
 
 def _on_ray(
-    model: str, jobs: list[Job], steps: int, baseline: str, threads: int, address: str | None
+    model: str, jobs: list[Job], steps: int, baseline: str, threads: int, address: str | None, road: Road
 ) -> Iterator[list[Row]]:
     """The rows of each job, in order, from Ray tasks submitted at once (a new local Ray unless address or
     $RAY_ADDRESS names a cluster, whose nodes must see the folder at the same path)."""
@@ -453,7 +469,7 @@ def _on_ray(
             raise CamError(f"{threads} threads per task, but no Ray node has more than {largest:g} CPUs")
         task = ray.remote(num_cpus=threads)(_ray_task)
         futures = [
-            task.remote(model, path, name, methods, label, boxes, steps, baseline, threads)
+            task.remote(model, path, name, methods, label, boxes, steps, baseline, threads, road)
             for path, name, methods, label, boxes in jobs
         ]
         for future in futures:

@@ -113,7 +113,7 @@ def test_the_summary_is_each_metrics_mean_and_bootstrap_interval_over_the_csv(fu
     assert "pointing game % ↑" in table[8] and table[8].split()[4:6] == ["n/a", "n/a"]
     for line, metric in zip(table[4:], METRICS, strict=True):
         verdict = summary.best.get(metric.column) or "no clear difference"
-        if metric.column in ("pointing", "energy"):
+        if metric.column in ("pointing", "energy", "road_morf_auc", "road_lerf_auc"):  # none computed
             verdict = "too few images for an interval"
         assert line.endswith(verdict) if metric.better else not line.endswith(("difference", "interval")), line
 
@@ -169,6 +169,27 @@ def test_boxes_for_other_images_or_outside_the_image_are_refused(text, message, 
         evaluate_folder(folder, "mobilenet_v2", ["gradcam"], tmp_path / "o.csv", steps=1, boxes_csv=boxes)
 
 
+def test_road_fills_its_columns_and_redoes_the_pairs_without_them(full, folder, tmp_path):
+    complete, _ = full
+    root = tmp_path / "one"
+    root.mkdir()
+    (root / "chelsea.jpg").write_bytes((folder / "chelsea.jpg").read_bytes())
+    out = tmp_path / "road.csv"
+    lines = complete.read_text().splitlines(keepends=True)
+    out.write_text(lines[0] + lines[3])  # chelsea.jpg's gradcam row, without ROAD
+    assert read(out)[0]["road_morf_auc"] == ""
+    fractions = (0.5, 0.9)  # two of ROAD's points keep the test short
+    summary = evaluate_folder(root, "mobilenet_v2", ["gradcam"], out, steps=STEPS, road=fractions)
+    rows = read(out)
+    assert rows[0]["method"] == "gradcam" and rows[0]["image"] == "chelsea.jpg"
+    assert summary.evaluated == 1 and len(rows) == 2 and rows[0]["deletion_auc"] == rows[1]["deletion_auc"]
+    morf, lerf = float(rows[1]["road_morf_auc"]), float(rows[1]["road_lerf_auc"])
+    assert 0 <= morf < lerf <= 0.4  # removing the most relevant pixels first hurts more
+    assert summary.methods[0].scores["road_morf_auc"] == Interval(morf, morf, morf, 1)  # the newest row counts
+    again = evaluate_folder(root, "mobilenet_v2", ["gradcam"], out, steps=STEPS, road=fractions)
+    assert again.evaluated == 0 and len(read(out)) == 2
+
+
 def test_a_csv_of_the_earlier_layout_is_resumed_in_todays_columns(full, folder, tmp_path):
     complete, _ = full
     rows = read(complete)
@@ -222,9 +243,9 @@ def test_a_resumed_run_computes_only_the_missing_rows(full, folder, tmp_path, mo
     out.write_text("".join(lines[:4]) + "drinks/coffee.PNG,mobilenet_v2,gradcam,967,espr")  # cut short
     calls = []
 
-    def counted(explainer, path, methods, label, steps, baseline, name, boxes):
+    def counted(explainer, path, methods, label, steps, baseline, name, boxes, road):
         calls.append((name, list(methods)))
-        return evaluate_image(explainer, path, methods, label, steps, baseline, name, boxes)
+        return evaluate_image(explainer, path, methods, label, steps, baseline, name, boxes, road)
 
     evaluate_image = batch.evaluate_image
     monkeypatch.setattr(batch, "evaluate_image", counted)
