@@ -7,7 +7,17 @@ import streamlit as st
 
 from pages.ui.errors import friendly_errors
 from pages.ui.frame import page
-from pages.ui.state import UPLOAD_TYPES, Subject, class_label, example_label, example_names, on_example, on_upload
+from pages.ui.state import (
+    UPLOAD_TYPES,
+    Subject,
+    class_label,
+    current_example,
+    example_description,
+    example_label,
+    example_names,
+    on_example,
+    on_upload,
+)
 from pages.ui.widgets import format_probability
 
 
@@ -62,7 +72,9 @@ def home() -> None:
             st.selectbox("A real photo", example_names(), index=None, key="example", on_change=on_example,
                          format_func=example_label, placeholder="Choose an example photo")
         st.image(st.session_state.image, width="stretch")
-        st.caption(f"{st.session_state.image_name} · {st.session_state.image_note}")
+        example = current_example()
+        about = "" if example is None else f" · {example_description(example)}"
+        st.caption(f"{st.session_state.image_name} · {st.session_state.image_note}{about}")
     if subject is not None:
         with right, friendly_errors():
             predictions(subject)

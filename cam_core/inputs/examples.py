@@ -34,15 +34,15 @@ def _darknet(name: str) -> Callable[[], Image.Image]:
 _SKIMAGE = {
     "chelsea": "Chelsea the cat: Egyptian cat (285), tiger cat (282), tabby (281)",
     "coffee": "a cup of espresso (967) on a saucer",
-    "astronaut": "astronaut Eileen Collins: ImageNet has no class for a person, so the model names things near her",
-    "rocket": "a rocket on the launch pad: ImageNet has no rocket class (try missile, 657, or space shuttle, 812)",
+    "astronaut": "astronaut Eileen Collins: ImageNet has no person class, so the model names things near her",
+    "rocket": "a rocket on its launch pad: ImageNet has no rocket class (try missile, 657)",
 }
 _DARKNET = {
-    "dog": "a dog, a bicycle and a pickup truck: dog breeds win; mountain bike (671) and pickup (717) barely register",
-    "person": "a person, a dog and a horse: no person class; dog breeds win, sorrel (339: the horse) barely registers",
+    "dog": "a dog, a bicycle and a pickup truck: dog breeds win, pickup (717) barely registers",
+    "person": "a person, a dog and a horse: no person class; dog breeds win, sorrel (339) barely registers",
     "eagle": "an eagle: bald eagle (22)",
-    "giraffe": "a giraffe and a zebra: ImageNet has no giraffe class, so the model names something else "
-    "(mobilenet_v2: bittern) and zebra (340) comes second",
+    "giraffe": "a giraffe and a zebra: ImageNet has no giraffe class, so the top class is another (mobilenet_v2: "
+    "bittern); zebra is 340",
 }
 
 

@@ -98,15 +98,20 @@ def example_names() -> list[str]:
     return list(examples())
 
 
+def example_description(name: str) -> str:
+    """What an example photo shows and which ImageNet classes to try on it."""
+    return examples()[name][0]
+
+
 def example_label(name: str) -> str:
     """An example's name and what it shows, for the example picker."""
-    return f"{name}: {examples()[name][0]}"
+    return f"{name}: {example_description(name)}"
 
 
 def current_example() -> str | None:
     """The example photo the user's image is, or None for an upload."""
-    name = st.session_state.get("image_name", "")
-    return name.removeprefix(EXAMPLE_PREFIX) if name.startswith(EXAMPLE_PREFIX) else None
+    name = st.session_state.get("image_name", "").removeprefix(EXAMPLE_PREFIX)
+    return name if st.session_state.get("image_name", "").startswith(EXAMPLE_PREFIX) and name in examples() else None
 
 
 def _class_index(value: str, labels: list[str]) -> int | None:
