@@ -17,7 +17,6 @@ from scripts.dashboard_driver import (
     no_errors,
     pick,
     settle,
-    type_into,
 )
 from tests.browser.conftest import SHOTS
 from tests.conftest import DARKNET
@@ -161,55 +160,4 @@ def test_new_methods_render_with_their_settings(page, server):
     assert after[0] != before[0], "fusing a second layer must change Layer-CAM's map"
     assert after[2] == before[2], "the guided map must not change when Layer-CAM's layers do"
     tab.screenshot(path=str(SHOTS / "compare_new_methods.png"), full_page=True)
-    tab.close()
-
-
-def test_evaluate_page_curves_table_and_sanity_check(page, server):
-    """Land on /evaluate: the curves chart and the score table of the default methods; add a method; run the sanity
-    check for Grad-CAM with three checkpoints and see its strip of maps and its verdict."""
-    tab = page.context.browser.new_page(viewport={"width": 1500, "height": 2300})
-    started = time.perf_counter()
-    tab.goto(f"{server}/evaluate")
-    settle(tab, "Evaluate", timeout=180)
-    tab.locator("[data-testid=stMain] [data-testid=stDataFrame]").first.wait_for(timeout=180_000)
-    settle(tab, "Evaluate")
-    first_render = time.perf_counter() - started
-    no_errors(tab)
-    assert tab.locator("[data-testid=stMain] [data-testid=stPlotlyChart]").count() == 1
-    assert tab.locator("[data-testid=stMain] [data-testid=stDataFrame]").count() == 1
-    assert tab.get_by_role("link", name="Evaluate").count() == 1, "the page must be in the navigation"
-
-    methods = tab.locator("[data-testid=stMultiSelect]").first
-    type_into(tab, methods.locator("input"), "XGrad-CAM")
-    option = tab.get_by_role("option", name="XGrad-CAM", exact=True)
-    option.wait_for()
-    clicked = time.perf_counter()
-    option.click()
-    tab.keyboard.press("Escape")
-    settle(tab)
-    added = time.perf_counter() - clicked
-    no_errors(tab)
-    assert "XGrad-CAM" in tab.locator("[data-testid=stMain] [data-testid=stPlotlyChart]").first.inner_text()
-
-    thumb = tab.locator("[data-testid=stSlider]").filter(has_text="Checkpoints").get_by_role("slider")
-    thumb.focus()
-    for _ in range(2):
-        thumb.press("ArrowLeft")
-        settle(tab)
-    assert thumb.input_value() == "3"
-    clicked = time.perf_counter()
-    tab.get_by_role("button", name="Run the sanity check").click()
-    tab.locator("[data-testid=stMain] [data-testid=stImageCaption]", has_text="ρ").first.wait_for(timeout=60_000)
-    settle(tab)
-    sanity = time.perf_counter() - clicked
-    no_errors(tab)
-    captions = tab.locator("[data-testid=stMain] [data-testid=stImageCaption]").all_inner_texts()
-    assert len([c for c in captions if "ρ" in c]) == 4, captions
-    verdict = tab.locator("[data-testid=stMain] [data-testid=stAlertContentSuccess], "
-                          "[data-testid=stMain] [data-testid=stAlertContentError]").first.inner_text()
-    verdict = verdict.split("\n")[-1]
-    assert verdict.startswith(("Passes", "Fails")), verdict
-    tab.locator("[data-testid=stMain] h1").click()
-    keep(tab, "evaluate", "evaluate", f"Evaluate in the browser: first render {first_render:.2f} s, adding XGrad-CAM "
-         f"{added:.2f} s, sanity check (Grad-CAM, 3 checkpoints) {sanity:.2f} s; verdict: {verdict}")
     tab.close()
