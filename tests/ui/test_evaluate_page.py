@@ -113,6 +113,21 @@ def test_the_examples_boxes_give_the_pointing_columns_of_the_api(app, mobilenet)
     assert "Pointing % ↑" not in table(app, "Method")
 
 
+def test_road_adds_its_columns_curves_and_protocols(app):
+    app.multiselect(key="evaluate_methods").set_value(["gradcam"])
+    app.toggle(key="evaluate_road").set_value(True)
+    app.run()
+    assert not app.exception and not app.error
+    scores = table(app, "Method")
+    assert {"ROAD MoRF AUC ↓", "ROAD LeRF AUC ↑"} <= set(scores)
+    assert 0 < scores.loc[0, "ROAD MoRF AUC ↓"] < scores.loc[0, "ROAD LeRF AUC ↑"] < 1
+    assert "ROAD MoRF" in str(app.get("plotly_chart")[-1].proto.spec)
+    assert "- ROAD MoRF: most relevant pixels first" in texts(app)
+    app.toggle(key="evaluate_road").set_value(False)
+    app.multiselect(key="evaluate_methods").set_value(METHODS)
+    app.run()
+
+
 def test_boxes_are_dropped_when_the_image_changes():
     app = open_evaluate()
     app.button(key="evaluate_example_boxes").click()
