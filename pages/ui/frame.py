@@ -37,11 +37,12 @@ PAGES = (
 LOW_PROBABILITY = 0.01
 
 
-def navigation() -> None:
-    """Links to every page, with titles and icons, at the top of the sidebar."""
+def navigation(params: dict[str, str]) -> None:
+    """Links to every page, with titles and icons, at the top of the sidebar; each carries the view's query
+    parameters (so a link opened in a new tab keeps the view)."""
     with st.sidebar:
         for path, label, icon in PAGES:
-            st.page_link(path, label=label, icon=icon)
+            st.page_link(path, label=label, icon=icon, query_params=params)
         st.divider()
 
 
@@ -152,11 +153,11 @@ def page(title: str, teaser: str) -> Subject | None:
     ensure_defaults()
     problems = read_link()
     keep_methods(title)
-    navigation()
     try:
         subject, failure = current_subject(), None
     except Exception as exc:  # noqa: BLE001 - a model that cannot load (or anything else) is said once, below
         subject, failure = None, error_text(exc)
+    navigation(link_params())
     sidebar(subject, title)
     st.title(title)
     st.caption(teaser)

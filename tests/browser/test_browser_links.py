@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pytest
 from PIL import Image
@@ -62,6 +62,8 @@ def test_a_shared_link_opens_compare_with_its_model_example_class_and_methods(ta
     assert sidebar.locator("[data-testid=stCode]").inner_text().strip() == server + LINK
     shot(tab, "link_compare_dog_pickup_warning")
 
+    learn = tab.locator("[data-testid=stSidebar]").get_by_role("link", name="Learn").get_attribute("href")
+    assert opened(urljoin(server, learn)) == opened(server + LINK.replace("/compare", "/learn")), learn
     tab.get_by_role("link", name="Home").click()
     settle(tab, "CAM Explorer")
     assert opened(tab.url) == opened(server + LINK.replace("/compare", "/"))
