@@ -67,6 +67,7 @@ class Settings(NamedTuple):
 
 
 def score_key(explainer: Explainer, item: Item, method_id: str, settings: Settings) -> tuple:
+    """Where a map's scores are kept for every session: model, image, class, method and settings."""
     return (explainer.name, item.analysis.key, item.target, method_id, *settings)
 
 

@@ -134,6 +134,7 @@ def method_intervals(rows: pd.DataFrame, metric: Metric) -> dict[str, Interval]:
 
 
 def interval_text(interval: Interval, digits: int) -> str:
+    """A mean and its interval as "mean [low, high]", or the mean of one image, which has no interval."""
     if interval.count < 2:
         return f"{interval.mean:.{digits}f} (1 image)"
     return f"{interval.mean:.{digits}f} [{interval.low:.{digits}f}, {interval.high:.{digits}f}]"
