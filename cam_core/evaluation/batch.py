@@ -246,17 +246,21 @@ class Summary:
         return clear_bests(self.methods)
 
     def _verdict(self, metric: Metric, best: dict[str, str | None]) -> str:
-        """The best column: the clear best, "no clear difference", or why there is no comparison."""
+        """The best column: the clear best, "no clear difference", or why there is no comparison ("not computed":
+        no boxes, or no ROAD)."""
+        counts = [item.scores[metric.column].count for item in self.methods]
+        if not any(counts):
+            return "not computed"
         if metric.better is None or len(self.methods) < 2:
             return ""
-        if any(item.scores[metric.column].count < 2 for item in self.methods):
+        if min(counts) < 2:
             return "too few images for an interval"
         return best[metric.column] or "no clear difference"
 
     def table(self) -> str:
         """One line per metric, one column per method: mean [95 % bootstrap interval] over images (with the count
-        where it is not every image), then the clear best, "no clear difference", or "too few images for an
-        interval" (a method with fewer than 2 values)."""
+        where it is not every image), then the clear best, "no clear difference", "too few images for an
+        interval" (a method with fewer than 2 values) or "not computed"."""
         best = self.best
         header = ("metric", *(item.method for item in self.methods), "best")
         lines = [header, ("images", *(str(item.images) for item in self.methods), "")]

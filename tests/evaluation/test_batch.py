@@ -113,8 +113,8 @@ def test_the_summary_is_each_metrics_mean_and_bootstrap_interval_over_the_csv(fu
     assert "pointing game % ↑" in table[8] and table[8].split()[4:6] == ["n/a", "n/a"]
     for line, metric in zip(table[4:], METRICS, strict=True):
         verdict = summary.best.get(metric.column) or "no clear difference"
-        if metric.column in ("pointing", "energy", "road_morf_auc", "road_lerf_auc"):  # none computed
-            verdict = "too few images for an interval"
+        if metric.column in ("pointing", "energy", "road_morf_auc", "road_lerf_auc"):  # no boxes, no ROAD
+            verdict = "not computed"
         assert line.endswith(verdict) if metric.better else not line.endswith(("difference", "interval")), line
 
 
@@ -130,6 +130,10 @@ def test_a_clear_best_only_where_the_intervals_separate(full):
     overlapping = dict(better.scores, deletion_auc=Interval(0.28, 0.2, 0.31, 2))
     shifted[1] = batch.MethodSummary(better.method, 2, 1, overlapping)
     assert batch.Summary(summary.model, summary.out, shifted, 0, 3, 0.0).best["deletion_auc"] is None
+    shifted[1] = batch.MethodSummary(better.method, 1, 2, dict(better.scores, deletion_auc=Interval(0.1, 0.1, 0.1, 1)))
+    single = batch.Summary(summary.model, summary.out, shifted, 0, 3, 0.0)
+    assert single.best["deletion_auc"] is None
+    assert single.table().splitlines()[4].endswith("too few images for an interval")
     assert "gini" not in clear.best and "entropy" not in clear.best  # descriptions, not scores
 
 
