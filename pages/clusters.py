@@ -36,7 +36,7 @@ def overview(clusters: ChannelClusters, names: list[str], channels: int) -> None
                          title=f"Channels on their first two principal components (variance explained: {explained})",
                          color_discrete_sequence=px.colors.qualitative.Dark24,
                          category_orders={"color": names})
-    rows = -(-len(names) // 6)  # the legend wraps below the chart, six clusters a row, so every cluster is listed
+    rows = -(-len(names) // 4)  # the legend wraps below the chart (at least four clusters a row): all are listed
     scatter.update_layout(height=340 + 22 * rows, margin=dict(l=0, r=0, t=40, b=0),
                           legend=dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0,
                                       entrywidth=90, font_size=11))

@@ -136,6 +136,7 @@ class Grid:
         self.results: dict[tuple[str, int], CamResult | CamError] = {}
         self.pictures: list[Image.Image] = []
         self.titles: list[str] = []
+        self.pending: list[tuple[DeltaGenerator, MethodCard, CamResult, int]] = []
 
     def sign(self, method_id: str) -> str:
         return "positive" if not self.cards[method_id].signed else self.look.sign
@@ -157,12 +158,15 @@ class Grid:
         self.pictures.append(picture)
         self.titles.append(title)
 
-
-def specificity_caption(analysis: Analysis, card: MethodCard, result: CamResult, other: int,
-                        settings: dict) -> None:
-    """How class-specific the map is: its r with the same method's map of other; near 1, why, and a better layer."""
-    found = specificity(analysis, card.id, result.target, other, result.sign, **settings)
-    st.caption(found.caption(analysis.explainer.labels[other]))
+    def specificity_captions(self) -> None:
+        """Each map's class-specificity in the place kept under it, once every map is shown (the other classes'
+        maps and the layer search come after the maps): r with the same method's map of the other class; near 1,
+        why, and a better layer."""
+        for position, (spot, card, result, other) in enumerate(self.pending):
+            self.progress.update(position / max(1, len(self.pending)), text=f"Class-specificity of {card.name}")
+            found = specificity(self.analysis, card.id, result.target, other, result.sign,
+                                **self.settings.get(card.id, {}))
+            spot.caption(found.caption(self.analysis.explainer.labels[other]))
 
 
 def draw_cell(grid: Grid, method_id: str, class_index: int, other: int, top_of: dict[str, float | None]) -> None:
@@ -185,7 +189,7 @@ def draw_cell(grid: Grid, method_id: str, class_index: int, other: int, top_of: 
         st.caption(":material/info: a gradient image has no map against the class; shown as it is")
     if look.view == "signed" and result.rgb is None and float(result.raw.min()) >= 0:
         st.caption(f":material/info: {card.name}'s raw map is ≥ 0 by construction, so only red can appear")
-    specificity_caption(analysis, card, result, other, grid.settings.get(method_id, {}))
+    grid.pending.append((st.empty(), card, result, other))
     grid.keep(picture, f"{card.name} · {analysis.explainer.labels[class_index]}")
     about(card, picture, result.raw, f"{method_id}_{class_index}_{look.sign}")
 
@@ -274,6 +278,7 @@ def compare() -> None:
         grid = Grid(analysis, cards, settings, look, progress)
         with progress.queue():
             draw_grid(grid, targets, chosen)
+            grid.specificity_captions()
         progress.empty()
         if len(pair) == 2:
             method_difference(grid, targets, pair)
