@@ -23,6 +23,10 @@ from cam_core.sharing.slots import PASSES
 Model = Callable[[torch.Tensor], torch.Tensor]
 BASELINES = ("rise", *MASK_BASELINES)
 KINDS = ("deletion", "insertion")
+# How the points of a curve are spread over the fraction of pixels: "quadratic" puts point k of n at (k / n)², dense
+# at the start where the curves move (on dog.jpg every deletion curve is below 1 % of its start by 12 % of the
+# pixels); "uniform" at k / n, RISE's equal steps.
+SPACINGS = ("quadratic", "uniform")
 
 
 @dataclass(frozen=True)
@@ -135,16 +139,21 @@ def saliency_curve(
     steps: int = 20,
     baseline: str = "rise",
     batch_size: int = 16,
+    spacing: str = "quadratic",
 ) -> Curve:
-    """The deletion or insertion curve of a map: steps + 1 points from no pixel to every pixel, most salient first
-    (ties in pixel order), all inputs of a curve run in batches."""
+    """The deletion or insertion curve of a map: steps + 1 points from no pixel to every pixel (spread as spacing
+    says, rounded to whole pixels), most salient first (ties in pixel order), all inputs of a curve run in
+    batches."""
     if kind not in KINDS:
         raise CamError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= 1000:
         raise CamError(f"steps must be a whole number from 1 to 1000, not {steps!r}")
+    if spacing not in SPACINGS:
+        raise CamError(f"spacing must be one of {', '.join(SPACINGS)}, not {spacing!r}")
     rank = pixel_ranks(saliency, model_input)
     height, width = rank.shape
-    counts = np.round(np.linspace(0, height * width, steps + 1)).astype(np.int64)
+    shares = np.arange(steps + 1) / steps
+    counts = np.round((shares**2 if spacing == "quadratic" else shares) * height * width).astype(np.int64)
     rank = rank.reshape(1, 1, height, width)
     other = baseline_input(model_input, baseline, kind)
     start, end = (model_input, other) if kind == "deletion" else (other, model_input)

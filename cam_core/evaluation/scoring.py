@@ -13,7 +13,10 @@ from cam_core.engine.analysis import Analysis
 from cam_core.evaluation.metrics import Confidence, Curve, confidence_change, saliency_curve
 from cam_core.evaluation.road import FRACTIONS, PIXEL_NOISE, road_curve
 
-DEFAULT_STEPS = 20
+# 50 steps spread quadratically: on dog.jpg and chelsea (gradcam, gradcampp, layercam, eigencam, gradpolycam) every
+# AUC within 0.0031 of a 661-point curve's, where 20 equal steps were off by up to 0.0075, more than the gaps
+# between methods on dog.jpg.
+DEFAULT_STEPS = 50
 DEFAULT_BASELINE = "rise"
 BASELINE_NAMES = {"zero": "the zero input (the dataset's mean colour)", "blur": "a blurred copy (σ = 10 px)"}
 ROAD_PERCENTAGES = f"{FRACTIONS[0]:.0%}, {FRACTIONS[1]:.0%}, …, {FRACTIONS[-1]:.0%}"
@@ -24,8 +27,8 @@ def protocol(metric: str, steps: int = DEFAULT_STEPS, baseline: str = DEFAULT_BA
     if metric in ("deletion", "insertion"):
         used = ("zero" if metric == "deletion" else "blur") if baseline == "rise" else baseline
         moved = "replaced by" if metric == "deletion" else "inserted into"
-        return (f"{metric}: most salient pixels first {moved} {BASELINE_NAMES[used]}, {steps} steps "
-                f"(RISE, Petsiuk et al. 2018)")
+        return (f"{metric}: most salient pixels first {moved} {BASELINE_NAMES[used]}, {steps} steps, denser at the "
+                f"start (RISE, Petsiuk et al. 2018)")
     return {
         "road_morf": f"ROAD MoRF: most relevant pixels first removed by noisy linear imputation at {ROAD_PERCENTAGES} "
                      f"(Rong et al. 2022)",

@@ -20,7 +20,7 @@ from cam_core.evaluation.metrics import (
     probabilities,
     saliency_curve,
 )
-from cam_core.evaluation.scoring import score_map
+from cam_core.evaluation.scoring import DEFAULT_STEPS, score_map
 from cam_core.inputs.perturbed import blurred
 
 EGYPTIAN_CAT = 285
@@ -58,12 +58,14 @@ OBJECT_MAP[OBJECT] = 1.0
 
 def test_deleting_the_object_first_drops_the_score_at_once_and_its_inverse_keeps_it():
     model, image, full = RegionModel(), object_image(), sigmoid(10.0)
-    curve = saliency_curve(model, image, OBJECT_MAP, target=0, kind="deletion", steps=4, baseline="zero")
+    curve = saliency_curve(model, image, OBJECT_MAP, target=0, kind="deletion", steps=4, baseline="zero",
+                           spacing="uniform")
     np.testing.assert_allclose(curve.fractions, [0, 0.25, 0.5, 0.75, 1.0])
     # After 16 of 64 pixels (all of the object) the logit is 0: p = 1/2 from then on.
     np.testing.assert_allclose(curve.scores, [full, 0.5, 0.5, 0.5, 0.5], rtol=1e-6)
     assert curve.auc == pytest.approx(0.25 * (full + 0.5) / 2 + 0.75 * 0.5, rel=1e-6)
-    inverse = saliency_curve(model, image, 1.0 - OBJECT_MAP, target=0, kind="deletion", steps=4, baseline="zero")
+    inverse = saliency_curve(model, image, 1.0 - OBJECT_MAP, target=0, kind="deletion", steps=4, baseline="zero",
+                             spacing="uniform")
     # The 48 background pixels go first and change nothing; the object goes last.
     np.testing.assert_allclose(inverse.scores, [full, full, full, full, 0.5], rtol=1e-6)
     assert inverse.auc == pytest.approx(0.75 * full + 0.25 * (full + 0.5) / 2, rel=1e-6)
@@ -72,10 +74,12 @@ def test_deleting_the_object_first_drops_the_score_at_once_and_its_inverse_keeps
 
 def test_inserting_the_object_first_restores_the_score_at_once():
     model, image, full = RegionModel(), object_image(), sigmoid(10.0)
-    curve = saliency_curve(model, image, OBJECT_MAP, target=0, kind="insertion", steps=4, baseline="zero")
+    curve = saliency_curve(model, image, OBJECT_MAP, target=0, kind="insertion", steps=4, baseline="zero",
+                           spacing="uniform")
     np.testing.assert_allclose(curve.scores, [0.5, full, full, full, full], rtol=1e-6)
     assert curve.auc == pytest.approx(0.25 * (0.5 + full) / 2 + 0.75 * full, rel=1e-6)
-    inverse = saliency_curve(model, image, 1.0 - OBJECT_MAP, target=0, kind="insertion", steps=4, baseline="zero")
+    inverse = saliency_curve(model, image, 1.0 - OBJECT_MAP, target=0, kind="insertion", steps=4, baseline="zero",
+                             spacing="uniform")
     assert inverse.auc < curve.auc
 
 
@@ -87,11 +91,12 @@ def test_a_map_is_ranked_by_value_ties_in_pixel_order_and_resized_to_the_input()
     weights = map_at_input(small, torch.zeros(1, 3, 8, 8))
     steps = torch.tensor([1.0, 1.0, 0.875, 0.625, 0.375, 0.125, 0.0, 0.0])
     torch.testing.assert_close(weights, steps[:, None] * steps[None, :])
-    curve = saliency_curve(RegionModel(), object_image(), small, target=0, kind="deletion", steps=4, baseline="zero")
+    curve = saliency_curve(RegionModel(), object_image(), small, target=0, kind="deletion", steps=4, baseline="zero",
+                           spacing="uniform")
     assert curve.scores[1] == pytest.approx(0.5, rel=1e-6)
     # A constant map has no order: pixels go in raster order, so the first 16 are rows 0-1, 8 of them the object's.
     flat = saliency_curve(RegionModel(), object_image(), np.ones((8, 8)), target=0, kind="deletion", steps=4,
-                          baseline="zero")
+                          baseline="zero", spacing="uniform")
     assert flat.scores[1] == pytest.approx(sigmoid(5.0), rel=1e-6)
 
 
@@ -117,6 +122,7 @@ def test_batch_size_does_not_change_a_curve_and_baselines_are_what_they_say():
         ({"steps": 2.5}, "steps must be a whole number"),
         ({"kind": "both"}, "kind must be one of deletion, insertion"),
         ({"baseline": "noise"}, "baseline must be one of rise, zero, blur"),
+        ({"spacing": "log"}, "spacing must be one of quadratic, uniform"),
     ],
 )
 def test_bad_settings_name_the_valid_range(kwargs, message):
@@ -150,6 +156,41 @@ def test_average_drop_and_increase_in_confidence_over_images():
     assert average_drop(changes) == pytest.approx(100 * (0.5 + 0 + 0) / 3)
     assert increase_in_confidence(changes) == pytest.approx(100 / 3)
     assert math.isnan(average_drop([])) and math.isnan(increase_in_confidence([]))
+
+
+class SpotModel(nn.Module):
+    """Two classes on a 20 × 20 image; class 0's logit is 10 × the mean of channel 0 over the 2 × 2 spot at rows and
+    columns 9-10 (1 % of the pixels), class 1's is 0."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logit = 10 * x[:, 0, 9:11, 9:11].mean(dim=(1, 2))
+        return torch.stack([logit, torch.zeros_like(logit)], dim=1)
+
+
+def test_quadratic_steps_tell_apart_maps_that_equal_steps_cannot():
+    """A map that ranks the spot first and one that ranks 4 other pixels before it: 20 equal steps remove 20 pixels
+    (5 %) at once, so both curves read sigmoid(10), then 1/2, and tie; the default's quadratic steps, dense at the
+    start, see the second map keep the spot for a few more points."""
+    image = torch.zeros(1, 3, 20, 20)
+    image[0, 0, 9:11, 9:11] = 1.0
+    first = np.zeros((20, 20))
+    first[9:11, 9:11] = 1.0
+    later = first * 0.5
+    later[0, 0:4] = 1.0
+    equal = [saliency_curve(SpotModel(), image, saliency, 0, steps=20, baseline="zero", spacing="uniform").auc
+             for saliency in (first, later)]
+    assert equal[0] == pytest.approx(equal[1], abs=1e-12)
+    curves = [saliency_curve(SpotModel(), image, saliency, 0, steps=DEFAULT_STEPS, baseline="zero")
+              for saliency in (first, later)]
+    # point k of 50 at (k / 50)² of the 400 pixels, rounded: 0, 0, 1, 1, 3, 4, 6, 8, ...
+    np.testing.assert_array_equal(np.round(curves[0].fractions[:8] * 400), [0, 0, 1, 1, 3, 4, 6, 8])
+    full = sigmoid(10.0)
+    # the spot goes pixel by pixel for the first map (means 3/4, 3/4, 1/4, 0); after 4 pixels for the second
+    np.testing.assert_allclose(curves[0].scores[:8], [full, full, sigmoid(7.5), sigmoid(7.5), sigmoid(2.5),
+                                                      0.5, 0.5, 0.5], rtol=1e-6)
+    np.testing.assert_allclose(curves[1].scores[:8], [full, full, full, full, full, full, sigmoid(5.0), 0.5],
+                               rtol=1e-6)
+    assert curves[0].auc < curves[1].auc - 1e-4
 
 
 # ------------------------------------------------------------------------------------------ a real photo
