@@ -63,6 +63,22 @@ def test_the_noise_has_the_spread_asked_for_per_channel_and_follows_the_seed():
     assert not torch.equal(filled, noisy_linear_imputation(image, removed, noise=[0.01, 0.5], seed=4))
 
 
+def test_imputing_the_normalised_input_is_normalising_the_imputed_pixels():
+    """The authors impute images in [0, 1] before the normalisation, with noise 0.01; a weighted mean commutes with
+    each channel's (x − mean) / std, so imputing the model input with noise 0.01 / std gives the same image."""
+    generator = torch.Generator().manual_seed(1)
+    pixels = torch.rand(1, 3, 16, 16, generator=generator)
+    removed = torch.rand(16, 16, generator=generator) < 0.5
+    mean, std = torch.tensor([0.485, 0.456, 0.406]).reshape(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225])
+
+    def normalise(image: torch.Tensor) -> torch.Tensor:
+        return (image - mean) / std.reshape(1, 3, 1, 1)
+
+    ours = noisy_linear_imputation(normalise(pixels), removed, noise=(0.01 / std).tolist(), seed=5)
+    theirs = normalise(noisy_linear_imputation(pixels, removed, noise=0.01, seed=5))
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
