@@ -164,8 +164,12 @@ class Grid:
         why, and a better layer."""
         for position, (spot, card, result, other) in enumerate(self.pending):
             self.progress.update(position / max(1, len(self.pending)), text=f"Class-specificity of {card.name}")
-            found = specificity(self.analysis, card.id, result.target, other, result.sign,
-                                **self.settings.get(card.id, {}))
+            try:
+                found = specificity(self.analysis, card.id, result.target, other, result.sign,
+                                    **self.settings.get(card.id, {}))
+            except CamError as exc:
+                spot.caption(f"Class-specificity not available: {exc}")
+                continue
             spot.caption(found.caption(self.analysis.explainer.labels[other]))
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 from plotly.subplots import make_subplots
 from streamlit.delta_generator import DeltaGenerator
 
-from cam_core import Analysis, Explainer, MethodCard, methods
+from cam_core import Analysis, CamError, Explainer, MethodCard, methods
 from cam_core.lessons import Bars, Chart, Heatmaps, Lesson, Line, Montage, Overlay, Step, compare_lessons, lesson
 from cam_core.render.colourbar import difference_view, with_colour_bar
 from cam_core.render.pictures import COLORMAPS, diverging, overlay, scaled_picture
@@ -241,8 +241,11 @@ def learn() -> None:
         for number, step in enumerate(story.steps, start=1):
             show_step(number, step, analysis.image)
         other = comparison_class(analysis, story.target)
-        found = specificity(analysis, card.id, story.target, other, **lesson_settings(card, story))
-        st.caption(f"How class-specific: {found.caption(explainer.labels[other])}")
+        try:
+            found = specificity(analysis, card.id, story.target, other, **lesson_settings(card, story))
+            st.caption(f"How class-specific: {found.caption(explainer.labels[other])}")
+        except CamError as exc:
+            st.caption(f"How class-specific: not available ({exc})")
 
         st.header("Why does it differ?", divider="gray")
         with friendly_errors():
