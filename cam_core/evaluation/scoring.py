@@ -10,41 +10,44 @@ from dataclasses import dataclass
 import numpy as np
 
 from cam_core.engine.analysis import Analysis
-from cam_core.evaluation.metrics import Confidence, Curve, confidence_change, saliency_curve
+from cam_core.errors import CamError
+from cam_core.evaluation.metrics import BASELINES, Confidence, Curve, confidence_change, saliency_curve
 from cam_core.evaluation.road import FRACTIONS, PIXEL_NOISE, road_curve
+from cam_core.inputs.masking import BASELINES as MASK_BASELINES
 
 # 50 steps spread quadratically: on dog.jpg and chelsea (gradcam, gradcampp, layercam, eigencam, gradpolycam) every
 # AUC within 0.0031 of a 661-point curve's, where 20 equal steps were off by up to 0.0075, more than the gaps
 # between methods on dog.jpg.
 DEFAULT_STEPS = 50
 DEFAULT_BASELINE = "rise"
-BASELINE_NAMES = {"zero": "the zero input (the dataset's mean colour)", "blur": "a blurred copy (σ = 10 px)"}
+METRICS = ("deletion", "insertion", "road_morf", "road_lerf", "average_drop", "increase_in_confidence")
 ROAD_PERCENTAGES = f"{FRACTIONS[0]:.0%}, {FRACTIONS[1]:.0%}, …, {FRACTIONS[-1]:.0%}"
+ROAD_PROTOCOL = (f"removed by noisy linear imputation (noise σ {PIXEL_NOISE:g} on pixels in [0, 1]) at "
+                 f"{ROAD_PERCENTAGES} (Rong et al. 2022)")
 
 
 def protocol(metric: str, steps: int = DEFAULT_STEPS, baseline: str = DEFAULT_BASELINE) -> str:
-    """One line naming the protocol of metric (a key of PROTOCOLS) and its baseline, for steps and baseline."""
+    """One line naming the protocol of metric (one of METRICS) and its baseline, for steps and baseline."""
+    if metric not in METRICS:
+        raise CamError(f"metric must be one of {', '.join(METRICS)}, not {metric!r}")
+    if baseline not in BASELINES:
+        raise CamError(f"baseline must be one of {', '.join(BASELINES)}, not {baseline!r}")
     if metric in ("deletion", "insertion"):
         used = ("zero" if metric == "deletion" else "blur") if baseline == "rise" else baseline
-        moved = "replaced by" if metric == "deletion" else "inserted into"
-        return (f"{metric}: most salient pixels first {moved} {BASELINE_NAMES[used]}, {steps} steps, denser at the "
-                f"start (RISE, Petsiuk et al. 2018)")
+        moved, better = ("replaced by", "lower") if metric == "deletion" else ("inserted into", "higher")
+        return (f"{metric} ({better} is better): most salient pixels first {moved} {MASK_BASELINES[used]}, "
+                f"{steps} steps, denser at the start (RISE, Petsiuk et al. 2018)")
     return {
-        "road_morf": f"ROAD MoRF: most relevant pixels first removed by noisy linear imputation at {ROAD_PERCENTAGES} "
-                     f"(Rong et al. 2022)",
-        "road_lerf": f"ROAD LeRF: least relevant pixels first removed by noisy linear imputation at "
-                     f"{ROAD_PERCENTAGES} (Rong et al. 2022)",
-        "average_drop": "Average Drop: the input multiplied by the map, zero input where the map is 0 "
+        "road_morf": f"ROAD MoRF (lower is better): most relevant pixels first {ROAD_PROTOCOL}",
+        "road_lerf": f"ROAD LeRF (higher is better): least relevant pixels first {ROAD_PROTOCOL}",
+        "average_drop": "Average Drop: the input multiplied by the map, the zero input where the map is 0 "
                         "(Chattopadhyay et al. 2018)",
-        "increase_in_confidence": "Increase in Confidence: the input multiplied by the map, zero input where the "
-                                  "map is 0 (Chattopadhyay et al. 2018)",
+        "increase_in_confidence": "Increase in Confidence: the input multiplied by the map, the zero input where "
+                                  "the map is 0 (Chattopadhyay et al. 2018)",
     }[metric]
 
 
-PROTOCOLS: dict[str, str] = {
-    metric: protocol(metric)
-    for metric in ("deletion", "insertion", "road_morf", "road_lerf", "average_drop", "increase_in_confidence")
-}
+PROTOCOLS: dict[str, str] = {metric: protocol(metric) for metric in METRICS}
 
 
 @dataclass(frozen=True)

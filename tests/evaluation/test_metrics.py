@@ -20,7 +20,7 @@ from cam_core.evaluation.metrics import (
     probabilities,
     saliency_curve,
 )
-from cam_core.evaluation.scoring import DEFAULT_STEPS, score_map
+from cam_core.evaluation.scoring import DEFAULT_STEPS, PROTOCOLS, protocol, score_map
 from cam_core.inputs.perturbed import blurred
 
 EGYPTIAN_CAT = 285
@@ -191,6 +191,22 @@ def test_quadratic_steps_tell_apart_maps_that_equal_steps_cannot():
     np.testing.assert_allclose(curves[1].scores[:8], [full, full, full, full, full, full, sigmoid(5.0), 0.5],
                                rtol=1e-6)
     assert curves[0].auc < curves[1].auc - 1e-4
+
+
+def test_each_protocol_names_its_baseline_and_steps():
+    assert PROTOCOLS["deletion"] == ("deletion (lower is better): most salient pixels first replaced by the all-zero "
+                                     f"input (the training images' mean colour), {DEFAULT_STEPS} steps, denser at the "
+                                     "start (RISE, Petsiuk et al. 2018)")
+    assert PROTOCOLS["insertion"].startswith("insertion (higher is better): most salient pixels first inserted into "
+                                             "a heavily blurred copy")
+    assert "replaced by a heavily blurred copy, 30 steps" in protocol("deletion", 30, "blur")
+    assert "inserted into the all-zero input" in protocol("insertion", 30, "zero")
+    assert set(PROTOCOLS) == {"deletion", "insertion", "road_morf", "road_lerf", "average_drop",
+                              "increase_in_confidence"}
+    with pytest.raises(CamError, match="metric must be one of deletion"):
+        protocol("pointing")
+    with pytest.raises(CamError, match="baseline must be one of rise, zero, blur"):
+        protocol("deletion", baseline="noise")
 
 
 # ------------------------------------------------------------------------------------------ a real photo
