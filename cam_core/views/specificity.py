@@ -14,6 +14,7 @@ from cam_core.errors import CamError
 from cam_core.registry import MethodCard, get_method
 
 THRESHOLD = 0.9  # r ≥ 0.9: the other class's map explains over 80 % (r²) of this map's variance
+SEPARATED = 0.5  # a layer separates the classes where r < 0.5: they share under a quarter of their variance
 SWEEPABLE = frozenset({"gradients", "class_weights", "layer_stack", "guided_gradients"})  # no passes beyond a layer's
 REASONS = (
     ("guided_gradients", "guided backpropagation lets only positive gradients back through every ReLU, so what "
@@ -35,7 +36,7 @@ _cache: weakref.WeakKeyDictionary[Analysis, dict] = weakref.WeakKeyDictionary()
 class Specificity:
     """A map's Pearson r with the same method's map of another class; when r ≥ THRESHOLD, why, and the candidate
     layer with the lowest r (best_layer, best_r; None when no other layer can be tried cheaply or none is below
-    THRESHOLD: then the classes may simply be in the same place, and the note says so)."""
+    SEPARATED: then the classes may simply be in the same place, and the note says so)."""
 
     method: str
     target: int
@@ -132,7 +133,7 @@ def _key(value: object) -> object:
 def specificity(analysis: Analysis, method: str, target: int, other: int, sign: str = "positive",
                 **settings: object) -> Specificity:
     """How class-specific method's map of target is, against other's map; computed once per analysis and settings.
-    When r ≥ THRESHOLD, note says why and the candidate layer with the lowest r is named (if below THRESHOLD)."""
+    When r ≥ THRESHOLD, note says why and the candidate layer with the lowest r is named (if below SEPARATED)."""
     key = (method, int(target), int(other), sign, _key(settings))
     known = _cache.setdefault(analysis, {})
     if key in known:
@@ -144,7 +145,7 @@ def specificity(analysis: Analysis, method: str, target: int, other: int, sign: 
         params = {k: v for k, v in settings.items() if k not in ("layer", "layers")}
         by_layer = layer_correlations(analysis, method, target, other, sign, **params)
         best = min(by_layer, key=by_layer.get) if by_layer else None
-        better = best is not None and by_layer[best] < THRESHOLD
+        better = best is not None and by_layer[best] < SEPARATED
         if best is None or better:
             note = reason(card)
         else:

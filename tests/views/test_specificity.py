@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from cam_core.errors import CamError
-from cam_core.views.specificity import THRESHOLD, comparison_class, map_correlation, pearson, specificity
+from cam_core.views.specificity import (
+    SEPARATED,
+    THRESHOLD,
+    comparison_class,
+    map_correlation,
+    pearson,
+    specificity,
+)
 from tests.conftest import two_object_photo
 
 PICKUP = 717
@@ -60,3 +67,13 @@ def test_grad_cam_pp_names_a_layer_where_the_classes_really_separate(dog):
     assert again == pytest.approx(found.best_r, abs=1e-6)
     assert again < found.r - 0.5, (again, found.r)
     assert specificity(dog, "gradcampp", dog_class, PICKUP) is found, "the second call must be the cached result"
+
+
+def test_two_breeds_of_the_same_dog_are_in_the_same_place_at_every_layer(dog):
+    eskimo, malamute = (dog.explainer.labels.index(name) for name in ("Eskimo dog", "malamute"))
+    found = specificity(dog, "gradcam", eskimo, malamute)
+    assert found.barely_specific and found.best_layer is None, found
+    assert "may lie in the same place" in found.note and "no candidate layer separates them" in found.note
+    lowest = min(map_correlation(dog, "gradcam", eskimo, malamute, layer=layer)
+                 for layer in dog.explainer.model.layer_choices())
+    assert lowest >= SEPARATED and f"{lowest:.2f}" in found.note
