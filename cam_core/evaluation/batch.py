@@ -25,11 +25,11 @@ from cam_core.evaluation.metrics import BASELINES
 from cam_core.evaluation.pointing import POINTING_TOLERANCE, Box, boxes_for, check_boxes, energy_share, pointing_hit
 from cam_core.evaluation.scoring import DEFAULT_BASELINE, DEFAULT_STEPS, score_map
 from cam_core.evaluation.sparsity import entropy, gini
+from cam_core.inputs.images import IMAGE_SUFFIXES
 from cam_core.models.labels import label_set
 from cam_core.models.specs import get_spec
 from cam_core.registry import get_method
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 COLUMNS = (
     "image",
     "model",

@@ -16,6 +16,8 @@ from cam_core.errors import ImageError
 from cam_core.models.specs import Preprocessing
 
 MAX_PIXELS = 64_000_000
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+READABLE = "PNG, JPEG, WebP, BMP, TIFF and GIF"
 
 ImageInput = Image.Image | np.ndarray | bytes | str | os.PathLike
 
@@ -54,7 +56,7 @@ def _decode(stream: io.BytesIO, what: str) -> Image.Image:
         size = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
         raise ImageError(f"{what} has {size}, more than the {MAX_PIXELS:,} allowed") from exc
     except UnidentifiedImageError as exc:
-        raise ImageError(f"{what} is not an image this tool can read ({type(exc).__name__})") from exc
+        raise ImageError(f"{what} is not an image this tool can read (it reads {READABLE})") from exc
     except MemoryError as exc:
         raise ImageError(f"{what} is too large to decode in memory") from exc
     except Exception as exc:  # Pillow's decoders raise many kinds (OSError, SyntaxError, EOFError, struct.error…)

@@ -21,7 +21,14 @@ from PIL import Image
 
 from cam_core import Analysis, CamError, CamResult, Explainer, MethodCard
 from cam_core.evaluation.boxes import example_boxes, read_boxes
-from cam_core.evaluation.pointing import Box, boxes_for, check_boxes, energy_share, pointing_hit
+from cam_core.evaluation.pointing import (
+    POINTING_TOLERANCE,
+    Box,
+    boxes_for,
+    check_boxes,
+    energy_share,
+    pointing_hit,
+)
 from cam_core.evaluation.scoring import PROTOCOLS, MapScores, protocol, score_map
 from cam_core.evaluation.sparsity import entropy, gini
 from cam_core.inputs.examples import examples, load_example
@@ -136,7 +143,8 @@ def image_row(explainer: Explainer, item: Item, card: MethodCard, entry: Scored)
     hit = share = math.nan
     if boxes:
         saliency = item.analysis.cam(card.id, target=item.target).saliency
-        hit, share = 100.0 * pointing_hit(saliency, boxes), 100.0 * energy_share(saliency, boxes)
+        hit = 100.0 * pointing_hit(saliency, boxes, tolerance=POINTING_TOLERANCE)
+        share = 100.0 * energy_share(saliency, boxes)
     road = {"road_morf_auc": math.nan, "road_lerf_auc": math.nan}
     if scores.road_morf is not None and scores.road_lerf is not None:
         road = {"road_morf_auc": scores.road_morf.auc, "road_lerf_auc": scores.road_lerf.auc}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Collection, Mapping
-from pathlib import Path
 from typing import NamedTuple
 
 import streamlit as st
@@ -12,14 +11,14 @@ from PIL import Image
 
 from cam_core import Analysis, CamError, Explainer, read_specs
 from cam_core.inputs.examples import examples, load_example
-from cam_core.inputs.images import load_image
+from cam_core.inputs.images import IMAGE_SUFFIXES, load_image
 from cam_core.models.labels import label_set
 from pages.ui import resources
 from pages.ui.widgets import format_probability
 
 DEFAULT_EXAMPLE = "chelsea"
 DISPLAY_SIDE = 1600
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"]
+UPLOAD_TYPES = [suffix.lstrip(".") for suffix in IMAGE_SUFFIXES]
 EXAMPLE_PREFIX = "example: "
 
 
@@ -74,10 +73,7 @@ def on_upload() -> None:
     try:
         image = load_image(data)
     except CamError as exc:
-        hint = "" if Path(upload.name).suffix.lower().lstrip(".") in UPLOAD_TYPES else (
-            f" Images this tool reads: {', '.join(UPLOAD_TYPES)}.")
-        st.session_state.image_error = f"{upload.name} was not used: {exc}.{hint} The image shown is still the " \
-                                       "previous one."
+        st.session_state.image_error = f"{upload.name} was not used: {exc}. The image shown is still the previous one."
         return
     set_image(image, upload.name)
     frames = _frames(data)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cam_core.evaluation.pointing import Box, pointing_hit
+from cam_core.evaluation.pointing import POINTING_TOLERANCE, Box, pointing_hit
 from cam_core.inputs.examples import examples, load_example
 from scripts.dashboard_driver import ARGS, CHROMIUM, clear_methods, no_errors, pick, settle
 from tests.browser.conftest import SHOTS
@@ -76,7 +76,8 @@ def pointing_text(tab) -> str:
 def test_a_box_drawn_with_the_mouse_gives_the_pointing_game(tab, mobilenet):
     analysis = mobilenet.analyze(load_example("eagle"))
     saliency = analysis.cam("gradcam", target=analysis.top_k(1)[0][0]).saliency
-    assert pointing_hit(saliency, [EAGLE]) and not pointing_hit(saliency, [CORNER]), "the oracle"
+    assert pointing_hit(saliency, [EAGLE], tolerance=POINTING_TOLERANCE)
+    assert not pointing_hit(saliency, [CORNER], tolerance=POINTING_TOLERANCE), "the oracle"
     assert tab.get_by_text("No box yet").count() == 1
     assert tab.get_by_text("the peak is").count() == 0
 

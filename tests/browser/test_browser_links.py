@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import pytest
 from PIL import Image
 
+from cam_core.inputs.images import READABLE
 from scripts.dashboard_driver import ARGS, CHROMIUM, UPLOADER, no_errors, settle
 from tests.browser.conftest import SHOTS
 from tests.conftest import DARKNET
@@ -94,7 +95,7 @@ def test_animated_and_refused_files_are_said_in_the_page(tab, server, tmp_path):
     error = tab.locator("[data-testid=stMain] [data-testid=stAlertContentError]").first
     error.wait_for(timeout=30_000)
     settle(tab)
-    assert "slides.pdf was not used:" in error.inner_text() and "gif" in error.inner_text()
+    assert "slides.pdf was not used:" in error.inner_text() and READABLE in error.inner_text()
     assert tab.get_by_text("spinner.gif ·").count() == 1, "the previous image stays"
     no_errors(tab)
     shot(tab, "refused_file_message")

@@ -86,7 +86,7 @@ def test_a_broken_image_gives_error_rows_and_the_run_goes_on(full):
     broken = [row for row in read(out) if row["image"] == "bad.jpg"]
     assert [row["method"] for row in broken] == METHODS
     for row in broken:
-        assert row["error"] == "bad.jpg is not an image this tool can read (UnidentifiedImageError)"
+        assert row["error"] == "bad.jpg is not an image this tool can read (it reads PNG, JPEG, WebP, BMP, TIFF and GIF)"
         assert (row["steps"], row["baseline"]) == (str(STEPS), "rise")
         assert all(row[column] == "" for column in COLUMNS[5:-1])
     assert [(item.images, item.errors) for item in summary.methods] == [(2, 1), (2, 1)]

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from cam_core.evaluation.boxes import example_boxes
 from cam_core.evaluation.intervals import bootstrap_interval
-from cam_core.evaluation.pointing import Box, boxes_for, energy_share, pointing_hit
+from cam_core.evaluation.pointing import POINTING_TOLERANCE, Box, boxes_for, energy_share, pointing_hit
 from cam_core.evaluation.scoring import score_map
 from cam_core.evaluation.sparsity import gini
 from cam_core.inputs.examples import examples, load_example
@@ -103,7 +103,7 @@ def test_the_examples_boxes_give_the_pointing_columns_of_the_api(app, mobilenet)
     for method, name in (("gradcam", "Grad-CAM"), ("eigencam", "Eigen-CAM")):
         saliency = analysis.cam(method, target=target).saliency
         row = scores[scores["Method"] == name].iloc[0]
-        assert row["Pointing % ↑"] == 100 * pointing_hit(saliency, boxes)
+        assert row["Pointing % ↑"] == 100 * pointing_hit(saliency, boxes, tolerance=POINTING_TOLERANCE)
         assert abs(row["Energy pointing % ↑"] - 100 * energy_share(saliency, boxes)) < 1e-6
     assert "**Pointing game** (1 box for this class)" in texts(app)
     assert any(m.value.startswith("1. x 15–430, y 0–300 · Egyptian cat (285)") for m in app.markdown)
@@ -202,7 +202,7 @@ def test_every_example_gives_means_with_intervals_and_the_rows(mobilenet):
     analysis = mobilenet.analyze(load_example("dog"))
     saliency = analysis.cam("gradcam", target=int(dog["class"])).saliency
     boxes = boxes_for(example_boxes("dog"), int(dog["class"]))
-    assert dog["pointing_percent"] == 100 * pointing_hit(saliency, boxes)
+    assert dog["pointing_percent"] == 100 * pointing_hit(saliency, boxes, tolerance=POINTING_TOLERANCE)
 
 
 def test_uploads_are_scored_with_the_boxes_of_a_csv_and_a_bad_file_is_a_warning(chelsea, coffee):
