@@ -80,9 +80,9 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     y = np.asarray(b, dtype=np.float64).ravel()
     if x.shape != y.shape:
         raise CamError(f"maps of {np.shape(a)} and {np.shape(b)} cannot be correlated")
-    x, y = x - x.mean(), y - y.mean()
-    norm = math.sqrt(float(x @ x) * float(y @ y))
-    return float(x @ y) / norm if norm > 0 else math.nan
+    x, y = x - x.mean(), y - y.mean()  # sums of products, not BLAS dot products: no BLAS threads to wait for
+    norm = math.sqrt(float((x * x).sum()) * float((y * y).sum()))
+    return float((x * y).sum()) / norm if norm > 0 else math.nan
 
 
 def map_correlation(analysis: Analysis, method: str, target: int, other: int, sign: str = "positive",
