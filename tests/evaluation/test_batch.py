@@ -16,6 +16,7 @@ from cam_core.evaluation.batch import ADDED_COLUMNS, COLUMNS, METRICS, evaluate_
 from cam_core.evaluation.intervals import Interval, bootstrap_interval
 from cam_core.evaluation.pointing import POINTING_TOLERANCE, Box, energy_share, pointing_hit
 from cam_core.evaluation.sparsity import entropy, gini
+from cam_core.inputs.images import READABLE
 from cam_core.models.labels import label_set
 from tests.conftest import run_cli
 
@@ -86,7 +87,7 @@ def test_a_broken_image_gives_error_rows_and_the_run_goes_on(full):
     broken = [row for row in read(out) if row["image"] == "bad.jpg"]
     assert [row["method"] for row in broken] == METHODS
     for row in broken:
-        assert row["error"] == "bad.jpg is not an image this tool can read (it reads PNG, JPEG, WebP, BMP, TIFF and GIF)"
+        assert row["error"] == f"bad.jpg is not an image this tool can read (it reads {READABLE})"
         assert (row["steps"], row["baseline"]) == (str(STEPS), "rise")
         assert all(row[column] == "" for column in COLUMNS[5:-1])
     assert [(item.images, item.errors) for item in summary.methods] == [(2, 1), (2, 1)]
