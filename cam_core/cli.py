@@ -12,6 +12,7 @@ import numpy as np
 from cam_core.errors import CamError
 from cam_core.evaluation.metrics import BASELINES
 from cam_core.evaluation.scoring import DEFAULT_BASELINE, DEFAULT_STEPS
+from cam_core.render.pictures import COLORMAPS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--out", required=True, help="the .npz to write: saliency, raw, target, probs")
     explain.add_argument("--png", help="also write the overlay as a PNG")
     explain.add_argument("--alpha", type=float, default=0.5, help="opacity of the map in the PNG")
-    explain.add_argument("--colormap", default="jet")
+    explain.add_argument("--colormap", default=COLORMAPS[0], choices=COLORMAPS)
     evaluate = commands.add_parser(
         "evaluate",
         help="score methods' maps on every image of a folder (deletion, insertion, drop, pointing, sparsity) into a "

@@ -15,7 +15,7 @@ from cam_core.render.pictures import COLORMAPS, npy_bytes, png_bytes
 from cam_core.render.pictures import grid as grid_sheet
 from cam_core.render.saliency import evidence_map
 from cam_core.views.difference import describe, difference
-from cam_core.views.specificity import comparison_class, specificity
+from cam_core.views.specificity import specificity
 from pages.ui.errors import friendly_errors
 from pages.ui.frame import page
 from pages.ui.resources import GRID_TURNS
@@ -206,7 +206,7 @@ def draw_grid(grid: Grid, targets: list[int], chosen: list[str]) -> None:
     total = max(1, len(chosen) * len(targets))
     top_of: dict[str, float | None] = {}
     for row, class_index in enumerate(targets):
-        other = targets[1 - row] if len(targets) == 2 else comparison_class(analysis, class_index)
+        other = targets[1 - row] if len(targets) == 2 else analysis.comparison_class(class_index)
         st.subheader(class_label(explainer, analysis, class_index), divider="gray")
         columns = st.columns(COLUMNS)
         for position, method_id in enumerate(chosen):

@@ -19,7 +19,7 @@ from cam_core.render.colourbar import difference_view, with_colour_bar
 from cam_core.render.pictures import COLORMAPS, diverging, overlay, scaled_picture
 from cam_core.render.saliency import evidence_map
 from cam_core.views.difference import describe, difference
-from cam_core.views.specificity import comparison_class, specificity
+from cam_core.views.specificity import specificity
 from pages.ui.errors import friendly_errors
 from pages.ui.frame import page
 from pages.ui.widgets import ProgressLine, layer_picker, method_card, param_widget, progress_callback, stack_choices
@@ -240,7 +240,7 @@ def learn() -> None:
                    f"{', '.join(story.layers)}" + (f" · {story.note}" if story.note else ""))
         for number, step in enumerate(story.steps, start=1):
             show_step(number, step, analysis.image)
-        other = comparison_class(analysis, story.target)
+        other = analysis.comparison_class(story.target)
         try:
             found = specificity(analysis, card.id, story.target, other, **lesson_settings(card, story))
             st.caption(f"How class-specific: {found.caption(explainer.labels[other])}")

@@ -193,6 +193,14 @@ class Analysis:
         labels = self.explainer.labels
         return [(int(i), labels[int(i)], float(p)) for p, i in zip(probs, indices, strict=True)]
 
+    def comparison_class(self, target: int, second: int | None = None) -> int:
+        """The class a map of target is compared with: second when given (and not target), else the top class, or
+        the second most probable where target is the top class."""
+        if second is not None and second != target:
+            return int(second)
+        ranked = self.top_k(2)
+        return ranked[1][0] if ranked[0][0] == target else ranked[0][0]
+
     def target(self, target: int | None) -> int:
         """target, checked against the label set; None means the top-1 class."""
         if target is None:

@@ -225,15 +225,9 @@ WEIGHTING_TEXT = {
 }
 
 
-def other_class(source: Source) -> int:
-    """The class a lesson compares with: the top class, or the second most probable where this is the top class."""
-    ranked = source.analysis.top_k(2)
-    return ranked[1][0] if ranked[0][0] == source.target else ranked[0][0]
-
-
 def flattening_step(source: Source, scores: MaskScores, acts: torch.Tensor) -> Step:
     """Why the paper's softmax over probability gains, taken literally, gives nearly one map for every class."""
-    other = other_class(source)
+    other = source.analysis.comparison_class(source.target)
     labels = source.analysis.explainer.labels
     count = acts.shape[0]
     literal = scorecam_weights(scores, source.target, "gain softmax")

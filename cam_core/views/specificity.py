@@ -65,15 +65,6 @@ class Specificity:
                 f"{self.note[0].upper()}{self.note[1:]}.{where}")
 
 
-def comparison_class(analysis: Analysis, target: int, second: int | None = None) -> int:
-    """The class a map is compared with: second when chosen (and not the target), else the top class, or the
-    second-ranked class when the target is the top class."""
-    if second is not None and second != target:
-        return int(second)
-    ranked = analysis.top_k(2)
-    return ranked[1][0] if ranked[0][0] == target else ranked[0][0]
-
-
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson correlation of two equally shaped maps (NaN when either is constant)."""
     x = np.asarray(a, dtype=np.float64).ravel()

@@ -11,7 +11,7 @@ from PIL import Image
 
 from cam_core import Analysis, Explainer, MethodCard, SanityReport
 from cam_core.evaluation.sanity import SanityStep, edge_map, randomisation_check
-from cam_core.render.pictures import overlay
+from cam_core.render.pictures import COLORMAPS, overlay
 from pages.ui.evaluation_views import keep
 from pages.ui.resources import result_store
 from pages.ui.widgets import ProgressLine, format_seconds, progress_callback
@@ -38,7 +38,7 @@ def strip_picture(image: Image.Image, saliency: np.ndarray) -> Image.Image:
     shown = image.convert("RGB")
     shown.thumbnail((STRIP_SIDE, STRIP_SIDE))
     resized = Image.fromarray(saliency.astype(np.float32), mode="F").resize(shown.size, Image.BILINEAR)
-    return overlay(shown, np.clip(np.asarray(resized), 0, 1), alpha=0.55, colormap="jet")
+    return overlay(shown, np.clip(np.asarray(resized), 0, 1), alpha=0.55, colormap=COLORMAPS[0])
 
 
 def step_name(step: SanityStep) -> str:

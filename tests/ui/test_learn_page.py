@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 from cam_core import methods
 from cam_core.inputs.examples import load_example
 from cam_core.lessons import lesson
-from cam_core.views.specificity import comparison_class, specificity
+from cam_core.views.specificity import specificity
 from tests.conftest import CHEAP_LAYER, CHEAP_PYRAMID, ROOT, cheap_settings, count_passes
 
 TIMEOUT = 300
@@ -101,7 +101,7 @@ def test_opening_the_page_runs_no_model_pass_once_gradcam_is_known(explainer):
     coffee = load_example("coffee")
     known = explainer.analyze(coffee)
     known.cam("gradcam")
-    specificity(known, "gradcam", known.target(None), comparison_class(known, known.target(None)),
+    specificity(known, "gradcam", known.target(None), known.comparison_class(known.target(None)),
                 layer=explainer.default_layer)  # its caption's search of the other layers, once per image
     app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
     app.session_state["image"] = coffee

@@ -12,7 +12,6 @@ from cam_core.errors import CamError
 from cam_core.views.specificity import (
     SEPARATED,
     THRESHOLD,
-    comparison_class,
     map_correlation,
     pearson,
     specificity,
@@ -39,10 +38,10 @@ def test_pearson_against_hand_computed_values():
 
 def test_comparison_class_is_the_second_class_else_the_top_or_the_runner_up(dog):
     (top, _, _), (runner_up, _, _) = dog.top_k(2)
-    assert comparison_class(dog, PICKUP, second=3) == 3
-    assert comparison_class(dog, PICKUP) == top
-    assert comparison_class(dog, top) == runner_up
-    assert comparison_class(dog, top, second=top) == runner_up
+    assert dog.comparison_class(PICKUP, second=3) == 3
+    assert dog.comparison_class(PICKUP) == top
+    assert dog.comparison_class(top) == runner_up
+    assert dog.comparison_class(top, second=top) == runner_up
 
 
 def test_grad_cam_separates_the_dog_from_the_pickup(dog):
