@@ -79,7 +79,8 @@ class MethodCard:
     code", "hand-computed tensors"); peers: the peer implementations it is checked against; ranking: what its
     channel weights rank channels by on the Channels page ("" when its weights do not rank channels);
     logit_shift_invariant: whether its definition reads only gradients or probabilities, so that adding a constant
-    to every logit leaves the map as it is."""
+    to every logit leaves the map as it is; alike: why its maps of two classes can be nearly the same map, where
+    what it reads does not say ("" to let cam_core.views.specificity tell from its needs)."""
 
     id: str
     name: str
@@ -100,6 +101,7 @@ class MethodCard:
     ranking: str = ""
     class_specific: bool = True
     logit_shift_invariant: bool = True
+    alike: str = ""
     signed: bool = True
     multi_layer: bool = False
     pyramid_by_default: bool = False

@@ -9,6 +9,9 @@ import torch.nn.functional as F
 
 from cam_core.scaling import min_max
 
+KEEPS_POSITIVE_GRADIENT = ("its weights keep the channels of positive gradient, and at this layer the gradient is "
+                           "nearly the same for every class")
+
 
 def weighted_sum(weights: torch.Tensor, activations: torch.Tensor) -> torch.Tensor:
     """Σ_k weights[k] · activations[k]: a (C,) vector and (C, h, w) maps give one (h, w) map."""

@@ -24,7 +24,7 @@ from cam_core.lessons.steps import (
     weighted_sum_step,
     weights_step,
 )
-from cam_core.methods.common import gradcam_weights, weighted_sum
+from cam_core.methods.common import KEEPS_POSITIVE_GRADIENT, gradcam_weights, weighted_sum
 from cam_core.registry import CamInputs, MethodCard, MethodOutput, Param, Peer, register
 
 EPS = 1e-7
@@ -100,6 +100,7 @@ def gradcam(inputs: CamInputs) -> MethodOutput:
 
 
 GRADCAMPP = MethodCard(
+    alike=KEEPS_POSITIVE_GRADIENT,
     id="gradcampp",
     name="Grad-CAM++",
     family="Grad-CAM family",
@@ -241,6 +242,7 @@ def gradient_map(gradients: torch.Tensor, activations: torch.Tensor) -> torch.Te
 
 
 SMOOTHGRADCAMPP = MethodCard(
+    alike=KEEPS_POSITIVE_GRADIENT,
     id="smoothgradcampp",
     name="Smooth Grad-CAM++",
     family="Grad-CAM family",

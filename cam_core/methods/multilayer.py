@@ -26,7 +26,14 @@ from cam_core.lessons.steps import (
     weight_bars,
     weighted_sum_step,
 )
-from cam_core.methods.common import finest_size, fuse_signed, gradcam_weights, upsample, weighted_sum
+from cam_core.methods.common import (
+    KEEPS_POSITIVE_GRADIENT,
+    finest_size,
+    fuse_signed,
+    gradcam_weights,
+    upsample,
+    weighted_sum,
+)
 from cam_core.methods.gradient import POOLING_HEAD, gradient_map, mean_gradient_step
 from cam_core.registry import CamInputs, LayerInputs, MethodCard, MethodOutput, Param, Peer, register
 from cam_core.scaling import min_max
@@ -38,6 +45,7 @@ def layer_stack(inputs: CamInputs) -> tuple[LayerInputs, ...]:
 
 
 LAYERCAM = MethodCard(
+    alike=KEEPS_POSITIVE_GRADIENT,
     id="layercam",
     name="Layer-CAM",
     family="Multi-layer",
@@ -160,6 +168,7 @@ def refine(coarse: torch.Tensor, masks: list[torch.Tensor]) -> torch.Tensor:
 
 
 GRADPOLYCAM = MethodCard(
+    alike=KEEPS_POSITIVE_GRADIENT,
     id="gradpolycam",
     name="Gradient Poly-CAM",
     family="Multi-layer",

@@ -25,9 +25,6 @@ REASONS = (
     ("gradients", "at this layer the two classes' gradients favour nearly the same channels"),
     ("path", "at this layer the two classes' gradients favour nearly the same channels"),
 )
-POSITIVE_GRADIENT = (r"\mathrm{ReLU}(g", r"\mathrm{ReLU}\big(\tfrac{\partial", "D_{2,ij}")  # formulas that keep g > 0
-POSITIVE_REASON = ("its weights keep the channels of positive gradient, and at this layer the gradient is nearly the "
-                   "same for every class")
 
 _cache: weakref.WeakKeyDictionary[Analysis, dict] = weakref.WeakKeyDictionary()
 
@@ -88,8 +85,8 @@ def reason(card: MethodCard) -> str:
     """Why method's maps of two classes can be nearly the same map, from what it reads."""
     if not card.class_specific and not card.needs:
         return f"{card.name} does not read the class: its map is the same for every class"
-    if card.needs & {"gradients", "path"} and any(marker in card.formula for marker in POSITIVE_GRADIENT):
-        return POSITIVE_REASON
+    if card.alike:
+        return card.alike
     for need, why in REASONS:
         if need in card.needs:
             return why
