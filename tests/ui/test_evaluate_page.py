@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 from cam_core.evaluation.boxes import example_boxes
 from cam_core.evaluation.intervals import bootstrap_interval
 from cam_core.evaluation.pointing import POINTING_TOLERANCE, Box, boxes_for, energy_share, pointing_hit
-from cam_core.evaluation.scoring import score_map
+from cam_core.evaluation.scoring import protocol, score_map
 from cam_core.evaluation.sparsity import gini
 from cam_core.inputs.examples import examples, load_example
 from pages.ui.box_picker import selection_box
@@ -122,7 +122,7 @@ def test_road_adds_its_columns_curves_and_protocols(app):
     assert {"ROAD MoRF AUC ↓", "ROAD LeRF AUC ↑"} <= set(scores)
     assert 0 < scores.loc[0, "ROAD MoRF AUC ↓"] < scores.loc[0, "ROAD LeRF AUC ↑"] < 1
     assert "ROAD MoRF" in str(app.get("plotly_chart")[-1].proto.spec)
-    assert "- ROAD MoRF: most relevant pixels first" in texts(app)
+    assert f"- {protocol('road_morf')}" in texts(app) and f"- {protocol('road_lerf')}" in texts(app)
     app.toggle(key="evaluate_road").set_value(False)
     app.multiselect(key="evaluate_methods").set_value(METHODS)
     app.run()
