@@ -208,8 +208,9 @@ def draw_grid(grid: Grid, targets: list[int], chosen: list[str]) -> None:
     for row, class_index in enumerate(targets):
         other = targets[1 - row] if len(targets) == 2 else analysis.comparison_class(class_index)
         st.subheader(class_label(explainer, analysis, class_index), divider="gray")
-        columns = st.columns(COLUMNS)
         for position, method_id in enumerate(chosen):
+            if position % COLUMNS == 0:
+                columns = st.columns(COLUMNS)
             with columns[position % COLUMNS], GRID_TURNS.slot():
                 draw_cell(grid, method_id, class_index, other, top_of)
             grid.progress.update((row * len(chosen) + position + 1) / total,
@@ -231,8 +232,9 @@ def class_difference(grid: Grid, targets: list[int], chosen: list[str]) -> None:
     st.caption(f"Red: more evidence for “{first}” than for “{second}”; blue: the reverse. Both classes' maps after "
                f"the ReLU, subtracted in {describe('raw')}; the bar spans ± the larger of the two maps' maxima "
                "(their shared scale).")
-    columns = st.columns(COLUMNS)
     for position, method_id in enumerate(chosen):
+        if position % COLUMNS == 0:
+            columns = st.columns(COLUMNS)
         maps = [grid.results.get((method_id, t)) for t in targets]
         if not all(isinstance(m, CamResult) for m in maps):
             continue

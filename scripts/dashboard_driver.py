@@ -190,7 +190,7 @@ def grid(tab, names: list[str], timeout: float) -> list[tuple[str, bytes]]:
         captions = tab.locator("[data-testid=stMain] [data-testid=stImageCaption]").all_inner_texts()
         sources = main_images(tab)
         shown = [caption.split(" · ")[0] for caption in captions]
-        complete = sorted(shown) == sorted(names) and len(sources) == len(names)  # the DOM lists column by column
+        complete = sorted(shown) == sorted(names) and len(sources) == len(names)  # in any order
         if complete and not any(" · so far" in c for c in captions):
             break
         if time.perf_counter() > deadline:
