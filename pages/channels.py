@@ -7,7 +7,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from cam_core import Analysis
-from cam_core.render.pictures import colorize, masked_input, overlay
+from cam_core.render.colourbar import picture_range, with_colour_bar
+from cam_core.render.pictures import COLORMAPS, colorize, masked_input, overlay
 from cam_core.views.channels import channel_saliency, channel_scores, rankings, scorecam_ready
 from pages.ui.errors import friendly_errors
 from pages.ui.frame import page
@@ -33,8 +34,9 @@ def one_channel(analysis: Analysis, layer: str, scores: np.ndarray, order: np.nd
                            format_func=lambda c: f"#{c} · score {scores[c]:.4g}")
     mask, note = channel_saliency(analysis, channel, layer)
     left, right = st.columns(2)
-    left.image(overlay(analysis.image, mask, alpha=0.55, colormap="viridis"), width="stretch",
-               caption=f"Channel {channel}, upsampled to the image")
+    low, high = picture_range(analysis.activations(layer)[channel], analysis.size)
+    picture = with_colour_bar(overlay(analysis.image, mask, alpha=0.55), low, high, COLORMAPS[0], "activation")
+    left.image(picture, width="stretch", caption=f"Channel {channel}, upsampled to the image")
     right.image(masked_input(analysis.image, mask, mean), width="stretch",
                 caption="The image kept where this channel's normalised map is high, the mean colour (the zero model "
                 "input) where it is low: what Score-CAM feeds the network")
@@ -78,8 +80,10 @@ def channels() -> None:
 
         st.subheader("Top channels", divider="gray")
         top = order[:shown]
-        tiles = [colorize(channel_saliency(analysis, int(c), layer)[0], "viridis") for c in top]
+        tiles = [colorize(channel_saliency(analysis, int(c), layer)[0], COLORMAPS[0]) for c in top]
         st.image(tiles, caption=[f"#{c} · {scores[c]:.3g}" for c in top], width=112)
+        st.caption("Each tile is one channel's map after the ReLU, scaled to its own range (the picked channel "
+                   "below has its real values on a colour bar); under it, the channel's number and score.")
 
         st.subheader("What Score-CAM feeds the network", divider="gray")
         st.caption("The image kept where each top channel's upsampled, [0, 1]-scaled map is high and turned into the "
