@@ -32,10 +32,9 @@ from scripts.dashboard_driver import (  # noqa: E402
     UPLOADER,
     add_score_cam,
     choose,
-    clear_methods,
+    choose_methods,
     main_images,
     no_errors,
-    pick,
     playwright_api,
     settle,
     streamlit_server,
@@ -69,13 +68,7 @@ def class_switch_repaint(tab, photo: Path) -> tuple[float, str]:
     explaining = tab.get_by_text("Explaining:").first.locator("..").inner_text()
     tab.get_by_role("link", name="Compare methods").click()
     settle(tab, "Compare methods", timeout=180)
-    methods = clear_methods(tab)
-    settle(tab)
-    for name in ("Grad-CAM++", "Eigen-CAM"):
-        pick(tab, methods, name)
-        settle(tab)
-    tab.keyboard.press("Escape")
-    settle(tab)
+    choose_methods(tab, ["Grad-CAM++", "Eigen-CAM"])
     before = main_images(tab)
     switched = choose(tab, "Target class", "pickup", "pickup (717)")
     tab.get_by_role("heading", name="pickup (717)").first.wait_for(timeout=60_000)

@@ -153,6 +153,18 @@ def clear_methods(tab):
     return methods
 
 
+def choose_methods(tab, names: list[str]) -> None:
+    """On Compare (or Evaluate): empty the methods multiselect, add the methods called names one by one, close the
+    list and wait for the page to settle."""
+    methods = clear_methods(tab)
+    settle(tab)
+    for name in names:
+        pick(tab, methods, name)
+        settle(tab)
+    tab.keyboard.press("Escape")
+    settle(tab)
+
+
 def add_score_cam(tab, first_timeout: float, complete_timeout: float) -> tuple[float, float, str]:
     """On Compare: empty the methods, add Score-CAM and wait for its map; the seconds from the click to its first
     (partial) picture and to the complete one, and the first picture's caption."""

@@ -13,6 +13,7 @@ from scripts.dashboard_driver import (
     CHROMIUM,
     add_score_cam,
     choose,
+    choose_methods,
     main_images,
     no_errors,
     pick,
@@ -63,15 +64,7 @@ def test_upload_compare_switch_class_and_every_page(page):
 
     page.get_by_role("link", name="Compare methods").click()
     settle(page, "Compare methods")
-    methods = page.locator("[data-testid=stMultiSelect]").first
-    methods.get_by_role("button", name="Clear all").click() if methods.get_by_role(
-        "button", name="Clear all").count() else methods.locator("svg[title='Clear all']").click()
-    settle(page)
-    for name in ("Grad-CAM++", "Eigen-CAM"):
-        pick(page, methods, name)
-        settle(page)
-    page.keyboard.press("Escape")
-    settle(page)
+    choose_methods(page, ["Grad-CAM++", "Eigen-CAM"])
     no_errors(page)
     captions = page.locator("[data-testid=stMain] [data-testid=stImageCaption]").all_inner_texts()
     assert [c.split(" · ")[0] for c in captions] == ["Grad-CAM++", "Eigen-CAM"], captions
@@ -128,15 +121,7 @@ def test_new_methods_render_with_their_settings(page, server):
     tab = page.context.browser.new_page(viewport={"width": 1500, "height": 1800})
     tab.goto(f"{server}/compare")
     settle(tab, "Compare methods")
-    methods = tab.locator("[data-testid=stMultiSelect]").first
-    methods.locator("svg[title='Clear all']").click() if methods.locator("svg[title='Clear all']").count() else \
-        methods.get_by_role("button", name="Clear all").click()
-    settle(tab)
-    for name in ("Layer-CAM", "Gradient Poly-CAM", "Guided Backpropagation"):
-        pick(tab, methods, name)
-        settle(tab)
-    tab.keyboard.press("Escape")
-    settle(tab)
+    choose_methods(tab, ["Layer-CAM", "Gradient Poly-CAM", "Guided Backpropagation"])
     no_errors(tab)
     captions = tab.locator("[data-testid=stMain] [data-testid=stImageCaption]").all_inner_texts()
     assert [c.split(" · ")[0] for c in captions] == ["Layer-CAM", "Gradient Poly-CAM", "Guided Backpropagation"], \
