@@ -80,7 +80,8 @@ class MethodCard:
     channel weights rank channels by on the Channels page ("" when its weights do not rank channels);
     logit_shift_invariant: whether its definition reads only gradients or probabilities, so that adding a constant
     to every logit leaves the map as it is; alike: why its maps of two classes can be nearly the same map, where
-    what it reads does not say ("" to let cam_core.views.specificity tell from its needs)."""
+    what it reads does not say ("" to let cam_core.views.specificity tell from its needs); in_default_grid: whether
+    Compare's default grid shows it (the grid a class opens first: instant and fast methods, but not all of them)."""
 
     id: str
     name: str
@@ -102,6 +103,7 @@ class MethodCard:
     class_specific: bool = True
     logit_shift_invariant: bool = True
     alike: str = ""
+    in_default_grid: bool = True
     signed: bool = True
     multi_layer: bool = False
     pyramid_by_default: bool = False
@@ -161,10 +163,12 @@ class PathInputs:
 
 @dataclass(frozen=True)
 class CamInputs:
-    """The cached tensors a method may read: one image, one layer (or a stack of layers), one target class."""
+    """The cached tensors a method may read: one image, one layer (or a stack of layers), one target class; logits
+    are the image's (classes,) logits."""
 
     activations: torch.Tensor
     target: int
+    logits: torch.Tensor | None = None
     gradients: torch.Tensor | None = None
     class_weights: torch.Tensor | None = None
     mask_scores: MaskScores | None = None
@@ -233,3 +237,8 @@ def get_method(method_id: str) -> Method:
     if method_id not in _METHODS:
         raise CamError(f"unknown method {method_id!r}; valid: {', '.join(_METHODS)}")
     return _METHODS[method_id]
+
+
+def default_grid() -> list[MethodCard]:
+    """The methods Compare's grid opens with: the instant and fast ones whose card puts them there."""
+    return [card for card in methods() if card.cost in ("instant", "fast") and card.in_default_grid]

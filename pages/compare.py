@@ -10,6 +10,7 @@ from PIL import Image
 from streamlit.delta_generator import DeltaGenerator
 
 from cam_core import Analysis, CamError, CamResult, Explainer, MethodCard, methods
+from cam_core.registry import default_grid
 from cam_core.render.colourbar import difference_view, map_view, shared_top
 from cam_core.render.pictures import COLORMAPS, npy_bytes, png_bytes
 from cam_core.render.pictures import grid as grid_sheet
@@ -274,7 +275,7 @@ def compare() -> None:
     explainer, analysis, target = subject
     with friendly_errors():
         cards = {card.id: card for card in methods()}
-        quick = [card.id for card in cards.values() if card.cost in ("instant", "fast")]
+        quick = [card.id for card in default_grid()]
         chosen = st.multiselect("Methods", list(cards), default=quick, key="compare_methods",
                                 format_func=lambda i: cards[i].name)
         settings = method_settings(explainer, chosen, cards)

@@ -187,9 +187,9 @@ def add_score_cam(tab, first_timeout: float, complete_timeout: float) -> tuple[f
 
 def default_grid() -> list[str]:
     """The names of the methods Compare shows by default, in order."""
-    from cam_core import methods
+    from cam_core import registry
 
-    return [card.name for card in methods() if card.cost in ("instant", "fast")]
+    return [card.name for card in registry.default_grid()]
 
 
 def grid(tab, names: list[str], timeout: float) -> list[tuple[str, bytes]]:

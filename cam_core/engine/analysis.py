@@ -396,6 +396,7 @@ class Analysis:
         inputs = CamInputs(
             activations=state.values,
             target=target,
+            logits=self.logits,
             gradients=self.gradients(target, layer) if "gradients" in needs else None,
             class_weights=self.explainer.class_weights(layer) if "class_weights" in needs else None,
             ablation=self.ablation_scores(layer, progress=progress) if "ablation_scores" in needs else None,
