@@ -14,13 +14,22 @@ from cam_core.errors import CamError
 from cam_core.inputs.channel_clusters import check_group_count
 
 if TYPE_CHECKING:
+    from cam_core.inputs.concepts import Concepts, ConceptSpec
+    from cam_core.inputs.gradient_terms import FullGradients, SecondOrder
+    from cam_core.inputs.input_perturbations import InputScores, PerturbationSpec
     from cam_core.inputs.mask_scores import AblationScores, MaskScores, MaskSpec
     from cam_core.inputs.perturbed import PathSpec
+    from cam_core.inputs.position_scores import PositionScores, PositionSpec
 
 COSTS = ("instant", "fast", "slow")
-NEEDS = frozenset(
-    {"gradients", "class_weights", "mask_scores", "ablation_scores", "path", "layer_stack", "guided_gradients"}
-)
+NEEDS = frozenset({
+    "gradients", "class_weights", "mask_scores", "ablation_scores", "path", "layer_stack", "guided_gradients",
+    "attention", "attention_gradients",  # every block's attention probabilities; their gradients for the class
+    "full_gradients", "compared_gradients", "second_order",  # FullGrad, Finer-CAM, ShapleyCAM
+    "position_scores", "concepts",  # Recipro-CAM's masked positions; DFF's concepts (both through the head)
+    "input_scores",  # RISE, occlusion, LIME: the logits of perturbed model inputs
+})
+REQUIREMENTS = frozenset({"attention"})  # what a model must have for a method (MethodCard.requires)
 RESOLUTIONS = ("layer", "finest layer", "input")
 READERS = ("method", "input", "both")
 
@@ -49,6 +58,9 @@ class Param:
         elif isinstance(self.default, bool):
             if not isinstance(value, (bool, np.bool_)):
                 raise CamError(f"{owner}: {self.name} must be true or false, not {value!r}")
+        elif isinstance(self.default, str):
+            if not isinstance(value, str):
+                raise CamError(f"{owner}: {self.name} must be text, not {value!r}")
         elif isinstance(self.default, (int, float)):
             if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
                 raise CamError(f"{owner}: {self.name} must be a number, not {value!r}")
@@ -81,7 +93,9 @@ class MethodCard:
     logit_shift_invariant: whether its definition reads only gradients or probabilities, so that adding a constant
     to every logit leaves the map as it is; alike: why its maps of two classes can be nearly the same map, where
     what it reads does not say ("" to let cam_core.views.specificity tell from its needs); in_default_grid: whether
-    Compare's default grid shows it (the grid a class opens first: instant and fast methods, but not all of them)."""
+    Compare's default grid shows it (the grid a class opens first: instant and fast methods, but not all of them);
+    requires: what the model must have for the method (of REQUIREMENTS; "attention": a vision transformer's
+    attention of every token to every other, see Explainer.unmet)."""
 
     id: str
     name: str
@@ -108,12 +122,24 @@ class MethodCard:
     multi_layer: bool = False
     pyramid_by_default: bool = False
     resolution: str = "layer"
+    requires: frozenset[str] = frozenset()
     mask_spec: Callable[[str, dict, int], MaskSpec] | None = field(default=None, repr=False, compare=False)
     path_spec: Callable[[str, dict], PathSpec] | None = field(default=None, repr=False, compare=False)
+    input_spec: Callable[[dict], PerturbationSpec] | None = field(default=None, repr=False, compare=False)
+    position_spec: Callable[[str, dict], PositionSpec] | None = field(default=None, repr=False, compare=False)
+    concept_spec: Callable[[str, dict], ConceptSpec] | None = field(default=None, repr=False, compare=False)
+    # the classes a map of target is compared with, from the (classes,) logits, target and the parameters
+    compared_classes: Callable[[torch.Tensor, int, dict], tuple[int, ...]] | None = field(
+        default=None, repr=False, compare=False)
 
     @property
     def needs_gradients(self) -> bool:
         return "gradients" in self.needs
+
+    @property
+    def reads_every_block(self) -> bool:
+        """Whether the method reads every block's attention, so that no layer is chosen for it."""
+        return "attention" in self.needs
 
     def resolve_params(self, given: dict[str, object]) -> dict:
         """Every parameter of the method, the given ones checked and the others at their defaults; a CamError
@@ -162,6 +188,18 @@ class PathInputs:
 
 
 @dataclass(frozen=True)
+class AttentionInputs:
+    """Every block's attention probabilities of one image, first block to last, (heads, tokens, tokens) each (a row
+    per query token, summing to 1), and the target class's gradients with respect to them where the method reads
+    them; prefix: how many class/distillation tokens come before the patch tokens; grid: the patch grid (h, w)."""
+
+    probabilities: tuple[torch.Tensor, ...]
+    prefix: int
+    grid: tuple[int, int]
+    gradients: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass(frozen=True)
 class CamInputs:
     """The cached tensors a method may read: one image, one layer (or a stack of layers), one target class; logits
     are the image's (classes,) logits."""
@@ -177,6 +215,14 @@ class CamInputs:
     stack: tuple[LayerInputs, ...] = ()
     input_gradients: torch.Tensor | None = None
     guided_activations: int = 0
+    input_scores: InputScores | None = None  # RISE, occlusion, LIME: the perturbed inputs' logits
+    full_gradients: FullGradients | None = None  # FullGrad: input and bias gradients of the target
+    compared: tuple[int, ...] = ()  # Finer-CAM: the classes compared with the target
+    compared_gradients: torch.Tensor | None = None  # their (n, C, h, w) gradients at the layer
+    second_order: SecondOrder | None = None  # ShapleyCAM: a class score's gradient and Hessian product
+    attention: AttentionInputs | None = None
+    position_scores: PositionScores | None = None
+    concepts: Concepts | None = None
 
 
 @dataclass(frozen=True)
@@ -217,6 +263,8 @@ def register(card: MethodCard, compute: MethodFn, lesson: LessonFn | None = None
         raise ValueError(f"{card.id}: cost must be one of {COSTS}")
     if not card.needs <= NEEDS:
         raise ValueError(f"{card.id}: unknown needs {sorted(card.needs - NEEDS)}")
+    if not card.requires <= REQUIREMENTS:
+        raise ValueError(f"{card.id}: unknown requirements {sorted(card.requires - REQUIREMENTS)}")
     if card.resolution not in RESOLUTIONS:
         raise ValueError(f"{card.id}: resolution must be one of {RESOLUTIONS}")
     for param in card.params:

@@ -1,4 +1,5 @@
-"""Clusters page: channels grouped by k-means on their maps, the groundwork of Group-, Cluster- and Cosine-CAM."""
+"""Clusters page: channels grouped by k-means on their maps, the groundwork of Group-, Cluster- and Cosine-CAM; and
+the layer's concepts by Deep Feature Factorization (NMF), each named by the classes it scores highest for."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import numpy as np
 import plotly.express as px
 import streamlit as st
 
-from cam_core import Analysis
+from cam_core import Analysis, Explainer
 from cam_core.inputs.channel_clusters import ChannelClusters
+from cam_core.inputs.concepts import MAX_CONCEPTS, ConceptSpec
 from cam_core.render.colourbar import map_view, with_colour_bar
 from cam_core.render.pictures import COLORMAPS, overlay
 from cam_core.render.saliency import saliency_map
 from cam_core.views.channels import cluster_gains
+from cam_core.views.concepts import concept_views, concepts_picture
 from pages.ui.errors import friendly_errors
 from pages.ui.frame import page
 from pages.ui.widgets import layer_picker
@@ -67,14 +70,48 @@ def worth(analysis: Analysis, class_name: str, target: int, layer: str, k: int, 
     return gains
 
 
+def concepts(explainer: Explainer, analysis: Analysis) -> None:
+    """Deep Feature Factorization of the chosen layer: every concept in its own colour over the image, then each
+    concept's map with the classes its channel vector scores highest for."""
+    st.caption("Non-negative matrix factorisation splits the layer's activations (channels × positions) into k "
+               "concepts, each a channel vector and a map of where it is. Each concept's vector, put at every "
+               "position of the layer and sent through the rest of the network, is named by the classes it scores "
+               "highest for. Deep Feature Factorization's Compare map adds the concepts' maps weighted by their "
+               "probability for the class.")
+    c1, c2, c3 = st.columns([1.2, 1.2, 1.6])
+    with c1:
+        layer = layer_picker(explainer, "concepts_layer")
+    k = c2.slider("k (number of concepts)", 2, MAX_CONCEPTS, 5, key="concepts_k")
+    seed = int(c3.number_input("NMF seed (its random start)", 0, 2**31 - 1, 0, key="concepts_seed"))
+    with st.spinner(f"Factorising {layer} into {k} concepts…"):
+        found, views = concept_views(analysis, ConceptSpec(layer, k, seed))
+    left, right = st.columns([3, 2])
+    left.image(concepts_picture(analysis.image, views), width="stretch",
+               caption=f"{k} concepts of {layer}: each pixel in the colour of its strongest concept · NMF seed {seed} "
+               f"· relative error {found.error:.0%}" + (f" · {found.note}" if found.note else ""))
+    right.markdown("  \n".join(
+        f"<span style='color:{view.colour}'>■</span> **concept {view.index}**: "
+        + ", ".join(f"{label} ({probability:.2f})" for _, label, probability in view.classes)
+        for view in views), unsafe_allow_html=True)
+    st.subheader("Each concept", divider="gray")
+    columns = st.columns(COLUMNS)
+    for view in views:
+        with columns[view.index % COLUMNS]:
+            st.image(map_view(analysis.image, view.saliency, found.maps[view.index].numpy(), "overlay", 0.55,
+                              label="concept map"), width="stretch", caption=view.caption)
+            st.markdown("\n".join(f"- {label}: {probability:.2f}" for _, label, probability in view.classes))
+
+
 def clusters() -> None:
-    """k-means clusters of the chosen layer's channels: their sizes and spread, their worth, and their maps."""
+    """k-means clusters of the chosen layer's channels: their sizes and spread, their worth, and their maps; and the
+    layer's concepts."""
     subject = page("Clusters", "Channels that fire in the same places form groups. k-means finds them; each group's "
-                   "summed map shows one part of what the layer sees.")
+                   "summed map shows one part of what the layer sees. Concepts: the same idea by NMF.")
     if subject is None:
         return
     explainer, analysis, target = subject
-    with friendly_errors():
+    grouped, factorised = st.tabs(["Clusters", "Concepts"])
+    with grouped, friendly_errors():
         c1, c2, c3 = st.columns([1.2, 1.2, 1.6])
         with c1:
             layer = layer_picker(explainer, "clusters_layer")
@@ -109,6 +146,8 @@ def clusters() -> None:
                 st.image(picture, width="stretch",
                          caption=f"cluster {index} · {found.sizes[index]} channels · gain {gains[index]:+.3g}"
                          + (f" · {note}" if note else ""))
+    with factorised, friendly_errors():
+        concepts(explainer, analysis)
 
 
 clusters()

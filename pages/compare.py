@@ -60,9 +60,11 @@ def about(card: MethodCard, picture: Image.Image, raw: np.ndarray, stem: str) ->
 
 def method_settings(explainer: Explainer, chosen: list[str], cards: dict[str, MethodCard]) -> dict[str, dict]:
     """An expander with the chosen methods' parameters and their layer (multi-layer methods: their layers). Vanilla
-    CAM has no layer to choose: it exists only at the layer the classifier follows."""
+    CAM has no layer to choose: it exists only at the layer the classifier follows; nor have the attention methods,
+    which read every block."""
     settings: dict[str, dict] = {}
-    tunable = [cards[i] for i in chosen if cards[i].params or "class_weights" not in cards[i].needs]
+    tunable = [cards[i] for i in chosen
+               if cards[i].params or not ("class_weights" in cards[i].needs or cards[i].reads_every_block)]
     if not tunable:
         return settings
     order = stack_choices(explainer)
@@ -80,7 +82,7 @@ def method_settings(explainer: Explainer, chosen: list[str], cards: dict[str, Me
                                             help="Shallow layers add detail, deep layers class evidence; "
                                             "maps are fused at the finest layer's resolution.")
                     values["layers"] = sorted(picked, key=order.index) or None
-                elif "class_weights" not in card.needs:
+                elif "class_weights" not in card.needs and not card.reads_every_block:
                     values["layer"] = st.selectbox("layer", deepest_first, key=f"layer_{card.id}_{explainer.name}",
                                                    help="Deeper layers: coarser maps, more class-specific channels; "
                                                    "for methods of one pass per channel, fewer channels are faster.")
@@ -274,8 +276,11 @@ def compare() -> None:
         return
     explainer, analysis, target = subject
     with friendly_errors():
-        cards = {card.id: card for card in methods()}
-        quick = [card.id for card in default_grid()]
+        cards = {card.id: card for card in methods() if not explainer.unmet(card)}
+        quick = [card.id for card in default_grid() if card.id in cards]
+        kept = st.session_state.get("compare_methods", [])
+        if any(i not in cards for i in kept):  # methods chosen on another model that this one cannot run
+            st.session_state.compare_methods = [i for i in kept if i in cards]
         chosen = st.multiselect("Methods", list(cards), default=quick, key="compare_methods",
                                 format_func=lambda i: cards[i].name)
         settings = method_settings(explainer, chosen, cards)

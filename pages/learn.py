@@ -143,6 +143,9 @@ def settings(card: MethodCard, explainer: Explainer, column: DeltaGenerator) -> 
                                     key=f"learn_layers_{card.id}_{explainer.name}",
                                     help="Shallow to deep; the lesson shows each layer's map and how they combine.")
             chosen = {"layers": sorted(picked, key=choices.index) or None}
+        elif card.reads_every_block:
+            chosen = {}
+            st.caption("Every block's attention: no layer to choose.")
         else:
             chosen = {"layer": layer_picker(explainer, "learn_layer")}
         if card.params:
@@ -223,11 +226,12 @@ def learn() -> None:
     if subject is None:
         return
     explainer, analysis, target = subject
-    cards = {card.id: card for card in methods()}
+    cards = {card.id: card for card in methods() if not explainer.unmet(card)}
     bar = ProgressLine("Taking the method apart…", hidden=True)  # at the top: visible during a cold pass
     with friendly_errors():
         left, right = st.columns([3, 2])
-        st.session_state.setdefault("learn_method", "gradcam")
+        if st.session_state.get("learn_method") not in cards:  # unset, or a method this model cannot run
+            st.session_state.learn_method = "gradcam"
         method = left.selectbox("Method", list(cards), key="learn_method",
                                 format_func=lambda i: f"{cards[i].name} · {cards[i].family}")
         card = cards[method]

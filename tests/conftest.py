@@ -27,7 +27,7 @@ from cam_core.inputs.images import image_key, load_image, to_input
 # One intra-op thread for torch, as the dashboard runs (pages' explainer sets it process-wide on its first use, so
 # without this the thread count of every later test would depend on the test order). On a shared 2-core machine two
 # intra-op threads spin against other processes: a forward pass of mobilenet_v2 then takes 0.1-2 s instead of 40 ms.
-# With one thread, the masked-input passes run two batches side by side (cam_core.inputs.mask_scores._workers).
+# With one thread, the masked-input passes run two batches side by side (cam_core.passes.inference.batch_workers).
 torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,12 +91,35 @@ CHEAP_LAYER = "features.16"  # 160 channels of mobilenet_v2 at 7×7: one masked 
 CHEAP_PYRAMID = ("features.10", "features.16")  # 64 channels at 14×14, 160 at 7×7 (both offered by the pickers)
 
 
+def runs_on(explainer: Explainer, card) -> bool:
+    """Whether explainer's model has what card's method requires (the attention methods need a ViT/DeiT)."""
+    return not explainer.unmet(card)
+
+
+def skip_unless_runs_on(explainer: Explainer, card) -> None:
+    """Skip the test where explainer's model cannot run card's method (its CamError is tested elsewhere)."""
+    if not runs_on(explainer, card):
+        pytest.skip(f"{card.id}: {explainer.unmet(card)}")
+
+
 def cheap_settings(card) -> dict:
     """For a method that runs one masked pass per channel (cost "slow"), mobilenet_v2 layers with fewer channels: a
     test of the method's behaviour, not of the layer's. Other methods keep their defaults."""
     if card.cost != "slow":
         return {}
+    if card.id in SAMPLED_CHEAPLY:
+        return {"layer": CHEAP_LAYER, **SAMPLED_CHEAPLY[card.id]}
     return {"layers": CHEAP_PYRAMID} if card.multi_layer else {"layer": CHEAP_LAYER}
+
+
+# SS-CAM and IS-CAM score every channel's mask once per sample: in the behaviour tests two samples of the half of the
+# channels that vary most (as many passes as Score-CAM's), and for SS-CAM a milder noise (σ = 0.25: two samples of
+# σ = 2 leave its weights mostly noise; the references check σ = 2).
+SAMPLED_CHEAPLY = {"sscam": {"samples": 2, "noise": 0.25, "top_channels": 0.5},
+                   "iscam": {"samples": 2, "top_channels": 0.5}}
+# RISE, occlusion and LIME run one pass per perturbed input: few masks, large windows, few samples.
+SAMPLED_CHEAPLY |= {"rise": {"samples": 160}, "occlusion": {"window": 56, "stride": 28},
+                    "lime": {"samples": 120, "segments": 40}}
 
 
 # The gradient methods that read more than one pass at one layer (noisy copies, a path, a stack of layers, the input

@@ -13,6 +13,15 @@ from PIL import Image
 
 from cam_core.errors import CamError
 from cam_core.inputs.channel_clusters import ChannelClusters, cluster_channels
+from cam_core.inputs.concepts import Concepts, ConceptSpec, concept_maps, factorise
+from cam_core.inputs.gradient_terms import BiasGradient, FullGradients, SecondOrder, class_score
+from cam_core.inputs.input_perturbations import (
+    InputScores,
+    PerturbationSpec,
+    input_picture,
+    perturbation_plan,
+    score_perturbations,
+)
 from cam_core.inputs.mask_scores import (
     AblationScores,
     MaskScores,
@@ -21,11 +30,22 @@ from cam_core.inputs.mask_scores import (
     score_masks,
 )
 from cam_core.inputs.perturbed import PathSpec, path_inputs
+from cam_core.inputs.position_scores import PositionScores, PositionSpec, masked_copies
 from cam_core.methods.common import gradcam_weights
 from cam_core.models.layouts import Layout
+from cam_core.models.specs import ModelSpec
+from cam_core.passes.biases import BiasPass
 from cam_core.passes.hooks import InputPass, LayerPass
 from cam_core.passes.inference import Progress
-from cam_core.registry import CamInputs, LayerInputs, Method, MethodCard, PathInputs, get_method
+from cam_core.registry import (
+    AttentionInputs,
+    CamInputs,
+    LayerInputs,
+    Method,
+    MethodCard,
+    PathInputs,
+    get_method,
+)
 from cam_core.render.saliency import saliency_map
 from cam_core.sharing.once import OnceMap
 
@@ -41,6 +61,7 @@ class ModelPasses(Protocol):
     default_layer: str
     labels: list[str]
     layout: Layout
+    spec: ModelSpec
 
     def check_layer(self, name: str) -> None:
         """A CamError naming the valid layers when the model has no layer called name."""
@@ -68,6 +89,28 @@ class ModelPasses(Protocol):
 
     def class_weights(self, layer: str) -> torch.Tensor:
         """The (classes, channels) weights of a pooling → linear head at layer."""
+
+    def replace_layer(
+        self, model_input: torch.Tensor, layer: str, count: int, maps: Callable[[slice], torch.Tensor],
+        batch_size: int, progress: Progress | None, partial: Callable[[torch.Tensor], None] | None = None,
+    ) -> tuple[torch.Tensor, bool]:
+        """(count, classes) logits with layer's output replaced by each of maps in turn, and whether the head alone
+        ran; partial(logits so far) after each batch of full passes."""
+
+    def unmet(self, card: MethodCard) -> str:
+        """Why the model cannot run card's method, or "" when it has what the card requires."""
+
+    def attention_pass(self, model_input: torch.Tensor) -> LayerPass:
+        """One pass capturing every block's attention probabilities in the graph to the logits."""
+
+    def bias_pass(self, model_input: torch.Tensor) -> BiasPass:
+        """One pass whose graph reaches the input, capturing the output of every biased layer."""
+
+    def differentiable_twice(self) -> bool:
+        """Whether the graphs of run's passes have second derivatives."""
+
+    def run_unfused(self, model_input: torch.Tensor, layers: list[str]) -> LayerPass:
+        """As run, with a graph that can be differentiated twice (attention computed explicitly)."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +181,34 @@ def tensor_bytes(tensor: torch.Tensor) -> int:
     return tensor.numel() * tensor.element_size()
 
 
+class _AttentionState:
+    """Every block's attention probabilities for this image, attached to the graph to the logits, and the gradients
+    with respect to them asked for so far (one tuple per class)."""
+
+    def __init__(self, logits: torch.Tensor, attached: tuple[torch.Tensor, ...], graph_bytes: int):
+        self.logits = logits
+        self.attached = attached
+        self.values = tuple(a.detach()[0] for a in attached)
+        self.graph_bytes = graph_bytes
+        self.gradients: OnceMap[tuple[torch.Tensor, ...]] = OnceMap()
+
+    @property
+    def nbytes(self) -> int:
+        return self.graph_bytes + sum(tensor_bytes(v) for v in self.values)
+
+
+class _FullState:
+    """FullGrad's pass (graph to the input, every biased layer's output) and the classes' gradients so far."""
+
+    def __init__(self, found: BiasPass):
+        self.found = found
+        self.gradients: OnceMap[FullGradients] = OnceMap()
+
+    @property
+    def nbytes(self) -> int:
+        return self.found.graph_bytes
+
+
 PATH_CHUNK = 16
 
 
@@ -167,6 +238,13 @@ class Analysis:
         self._ablations: OnceMap[AblationScores] = OnceMap()
         self._paths: OnceMap[_BatchState] = OnceMap()
         self._guided: OnceMap[_InputState] = OnceMap()
+        self._input_scores: OnceMap[InputScores] = OnceMap()
+        self._full: OnceMap[_FullState] = OnceMap()
+        self._second_order: OnceMap[SecondOrder] = OnceMap()
+        self._unfused: OnceMap[_LayerState] = OnceMap()
+        self._attention: OnceMap[_AttentionState] = OnceMap()
+        self._positions: OnceMap[PositionScores] = OnceMap()
+        self._concepts: OnceMap[Concepts] = OnceMap()
         first = self._layer(explainer.default_layer)
         self.logits = first.logits.detach()[0]
         self.probabilities = torch.softmax(self.logits, dim=0)
@@ -294,6 +372,109 @@ class Analysis:
 
         return state.gradients.get(target, backward, self._grew)
 
+    def _attention_state(self) -> _AttentionState:
+        def run() -> _AttentionState:
+            found = self.explainer.attention_pass(self.input)
+            attached = tuple(found.activations.values())
+            return _AttentionState(found.logits, attached, found.graph_bytes)
+
+        return self._attention.get(None, run, self._grew)
+
+    def attention(self) -> tuple[torch.Tensor, ...]:
+        """Every block's (heads, tokens, tokens) attention probabilities, first block to last: one pass, once."""
+        return self._attention_state().values
+
+    def attention_gradients(self, target: int | None = None) -> tuple[torch.Tensor, ...]:
+        """The gradient of target's logit with respect to each block's attention probabilities, (heads, tokens,
+        tokens) each: one backward per class through the kept graph."""
+        state = self._attention_state()
+        target = self.target(target)
+
+        def backward() -> tuple[torch.Tensor, ...]:
+            grads = torch.autograd.grad(state.logits[0, target], state.attached, retain_graph=True)
+            return tuple(grad[0] for grad in grads)
+
+        def count(grads: tuple[torch.Tensor, ...]) -> None:
+            for grad in grads:
+                self._grew(grad)
+
+        return state.gradients.get(target, backward, count)
+
+    def attention_inputs(self, target: int | None = None, gradients: bool = False) -> AttentionInputs:
+        """The attention probabilities (and target's gradients with respect to them) with the token layout."""
+        values = self.attention()
+        prefix = self.explainer.layout.prefix
+        patches = values[0].shape[-1] - prefix
+        grid = self.explainer.layout.grid
+        if grid is None or grid[0] * grid[1] != patches:
+            side = round(patches**0.5)
+            grid = (side, side)
+        return AttentionInputs(values, prefix, grid, self.attention_gradients(target) if gradients else None)
+
+    def full_gradients(self, target: int | None = None) -> FullGradients:
+        """target's gradient at the model input and at the output of every biased layer (FullGrad): one pass that
+        keeps its graph down to the input, once; one backward per class."""
+        target = self.target(target)
+        state = self._full.get(None, lambda: _FullState(self.explainer.bias_pass(self.input)), self._grew)
+        found = state.found
+
+        def backward() -> FullGradients:
+            grads = torch.autograd.grad(found.logits[0, target], [found.input, *found.outputs], retain_graph=True,
+                                        allow_unused=True)
+            tensors = [torch.zeros_like(t) if g is None else g for t, g in zip([found.input, *found.outputs], grads,
+                                                                              strict=True)]
+            layers = tuple(BiasGradient(name, bias, grad[0])
+                           for name, bias, grad in zip(found.names, found.biases, tensors[1:], strict=True))
+            return FullGradients(found.input.detach()[0], tensors[0][0], layers)
+
+        return state.gradients.get(target, backward, self._grew)
+
+    def compared_gradients(self, classes: Sequence[int], layer: str | None = None) -> torch.Tensor:
+        """The (n, C, h, w) gradients of the classes' logits at layer (each class's backward once, shared with every
+        method that reads it)."""
+        return torch.stack([self.gradients(int(c), layer) for c in classes])
+
+    def second_order(self, target: int | None = None, layer: str | None = None, score: str = "ReST") -> SecondOrder:
+        """The gradient g of target's score (cam_core.inputs.gradient_terms.SCORES) at layer and the Hessian-vector
+        product H·A with the layer's activations A: a backward that keeps its own graph and a second backward through
+        it, once per (layer, class, score)."""
+        layer = layer or self.explainer.default_layer
+        state = self._twice_differentiable(layer)
+        target = self.target(target)
+        score_of = class_score(score)
+        to_map = self.explainer.layout.to_map
+
+        def backward() -> SecondOrder:
+            with torch.enable_grad():
+                (grad,) = torch.autograd.grad(score_of(state.logits, target), state.activation, retain_graph=True,
+                                              create_graph=True, allow_unused=True)
+                if grad is None:
+                    zeros = torch.zeros_like(state.values)
+                    return SecondOrder(score, zeros, zeros)
+                product = None
+                if grad.requires_grad:
+                    (product,) = torch.autograd.grad(grad, state.activation, grad_outputs=state.activation.detach(),
+                                                     retain_graph=True, allow_unused=True)
+            gradients = to_map(grad.detach())[0]
+            return SecondOrder(score, gradients,
+                               torch.zeros_like(gradients) if product is None else to_map(product.detach())[0])
+
+        return self._second_order.get((layer, target, score), backward, self._grew)
+
+    def _twice_differentiable(self, layer: str) -> _LayerState:
+        """The layer's state with a graph above it that has second derivatives: the cached one, or, where the model
+        has attention blocks (whose fused kernel has none), that of a pass of its own, once per layer."""
+        if self.explainer.differentiable_twice():
+            return self._layer(layer)
+
+        def run() -> _LayerState:
+            result = self.explainer.run_unfused(self.input, [layer])
+            activation = result.activations[layer]
+            return _LayerState(result.logits, activation, self.explainer.layout.to_map(activation.detach())[0],
+                               result.graph_bytes)
+
+        return self._unfused.get(layer, run, self._grew)
+
     def clusters(self, k: int, rows: str = "raw", layer: str | None = None, seed: int = 0) -> ChannelClusters:
         """k-means clusters of the channels at layer (rows "raw" or "l2"), computed once per (layer, k, rows, seed)."""
         layer = layer or self.explainer.default_layer
@@ -338,6 +519,25 @@ class Analysis:
         """Whether spec's score matrix is already computed (so using it is instant)."""
         return (spec, precision) in self._mask_scores
 
+    def input_scores(
+        self,
+        spec: PerturbationSpec,
+        batch_size: int = DEFAULT_BATCH,
+        progress: Progress | None = None,
+        partial: Callable[[InputScores], None] | None = None,
+        precision: str = DEFAULT_PRECISION,
+    ) -> InputScores:
+        """Logits of every perturbed model input of spec (all classes at once), computed once per (spec,
+        precision), in batches of batch_size in a fixed order (so the scores do not depend on what else runs)."""
+        prep = self.explainer.spec.preprocessing
+
+        def run() -> InputScores:
+            plan = perturbation_plan(spec, self.input.shape[-1], lambda: input_picture(self.input, prep.mean, prep.std))
+            return score_perturbations(self.explainer.fast_model(), self.input, spec, plan, batch_size, progress,
+                                       partial, precision)
+
+        return self._input_scores.get((spec, precision), run, self._grew)
+
     def ablation_scores(
         self, layer: str | None = None, batch_size: int = 128, progress: Progress | None = None
     ) -> AblationScores:
@@ -353,6 +553,47 @@ class Analysis:
                                   time.perf_counter() - started)
 
         return self._ablations.get(layer, run, self._grew)
+
+    def position_scores(
+        self, spec: PositionSpec, batch_size: int = DEFAULT_BATCH, progress: Progress | None = None,
+        partial: Callable[[PositionScores], None] | None = None,
+    ) -> PositionScores:
+        """Logits of the layer's map kept at one position at a time (spec's mask), all classes at once: h·w passes
+        through the head alone at the model's split layer, h·w full passes elsewhere; once per spec. During full
+        passes partial(scores) receives the scores so far after each batch, the positions not yet run at the mean
+        logits of those done."""
+        activations = self.activations(spec.layer)
+        height, width = activations.shape[1:]
+        started = time.perf_counter()
+
+        def so_far(done: torch.Tensor) -> None:
+            rest = done.mean(dim=0, keepdim=True).expand(height * width - len(done), -1)
+            partial(PositionScores(torch.cat([done, rest]), False, time.perf_counter() - started))
+
+        def run() -> PositionScores:
+            logits, head_only = self.explainer.replace_layer(
+                self.input, spec.layer, height * width, lambda part: masked_copies(activations, part, spec.mask),
+                batch_size, progress, so_far if partial else None)
+            return PositionScores(logits, head_only, time.perf_counter() - started)
+
+        return self._positions.get(spec, run, self._grew)
+
+    def concepts(self, spec: ConceptSpec, batch_size: int = DEFAULT_BATCH, progress: Progress | None = None
+                 ) -> Concepts:
+        """spec.k concepts of spec.layer by NMF (seeded by spec.seed) and each concept's logits with its channel
+        vector at every position (through the head alone at the split layer, k full passes elsewhere); once per spec,
+        shared by every class."""
+        activations = self.activations(spec.layer)
+        height, width = activations.shape[1:]
+
+        def run() -> Concepts:
+            maps, vectors, error, note = factorise(activations, spec)
+            logits, head_only = self.explainer.replace_layer(
+                self.input, spec.layer, spec.k, lambda part: concept_maps(vectors, part, height, width), batch_size,
+                progress)
+            return Concepts(spec, maps, vectors, logits, head_only, error, note)
+
+        return self._concepts.get(spec, run, self._grew)
 
     def cam(
         self,
@@ -380,6 +621,9 @@ class Analysis:
         chosen = get_method(method)
         card = chosen.card
         params = card.resolve_params(params)
+        unmet = self.explainer.unmet(card)
+        if unmet:
+            raise CamError(unmet)
         if sign == "negative" and not card.signed:
             raise CamError(f"{card.name} has no negative map: its map is never negative (a gradient magnitude, or "
                            "evidence for the class alone)")
@@ -393,6 +637,7 @@ class Analysis:
         card.check_channels(params, state.values.shape[0], layer)
         needs = card.needs
         guided = "guided_gradients" in needs
+        compared = card.compared_classes(self.logits, target, params) if "compared_gradients" in needs else ()
         inputs = CamInputs(
             activations=state.values,
             target=target,
@@ -408,6 +653,13 @@ class Analysis:
             ) if "layer_stack" in needs else (),
             input_gradients=self.guided_gradients(target) if guided else None,
             guided_activations=self.explainer.guided_activations() if guided else 0,
+            full_gradients=self.full_gradients(target) if "full_gradients" in needs else None,
+            compared=compared,
+            compared_gradients=self.compared_gradients(compared, layer) if compared else None,
+            second_order=self.second_order(target, layer, params["score"]) if "second_order" in needs else None,
+            attention=self.attention_inputs(target, "attention_gradients" in needs) if "attention" in needs else None,
+            concepts=self.concepts(card.concept_spec(layer, params), batch_size, progress)
+            if "concepts" in needs else None,
         )
         if "mask_scores" in needs and "layer_stack" in needs:
             inputs = replace(inputs, stack=tuple(
@@ -423,6 +675,21 @@ class Analysis:
 
             scores = self.mask_scores(spec, batch_size, progress, show_partial if partial else None, precision)
             inputs = replace(inputs, mask_scores=scores)
+        if "position_scores" in needs:
+
+            def show_positions(scores: PositionScores) -> None:
+                partial(self._result(chosen, replace(inputs, position_scores=scores), params, layer, sign, started))
+
+            positions = self.position_scores(card.position_spec(layer, params), batch_size, progress,
+                                             show_positions if partial else None)
+            inputs = replace(inputs, position_scores=positions)
+        if "input_scores" in needs:
+
+            def show_input_partial(scores: InputScores) -> None:
+                partial(self._result(chosen, replace(inputs, input_scores=scores), params, layer, sign, started))
+
+            inputs = replace(inputs, input_scores=self.input_scores(
+                card.input_spec(params), batch_size, progress, show_input_partial if partial else None, precision))
         return self._result(chosen, inputs, params, layer, sign, started)
 
     def _stack_layers(self, card: MethodCard, layer: str | None, layers: Sequence[str] | None) -> list[str]:

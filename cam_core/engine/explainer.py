@@ -6,6 +6,7 @@ import copy
 import os
 import threading
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -15,11 +16,15 @@ from cam_core.engine.release import return_free_memory, steady_heap
 from cam_core.errors import CamError
 from cam_core.inputs.images import ImageInput, image_key, load_image, to_input
 from cam_core.inputs.mask_scores import ablate_through_head
+from cam_core.inputs.position_scores import through_head
 from cam_core.models.layouts import Layout, layout_for
 from cam_core.models.specs import LoadedModel, ModelSpec, get_spec, load_model, resolve_head
+from cam_core.passes.attention import AttentionBlocks, find_attention, unfused
+from cam_core.passes.biases import BiasPass, bias_pass
 from cam_core.passes.guided_copy import GuidedCopy, guided_copy
 from cam_core.passes.hooks import InputPass, LayerPass, input_pass, run_with_layers
 from cam_core.passes.inference import Progress, chunks, inference_copy
+from cam_core.registry import MethodCard
 from cam_core.sharing.once import SharedWork
 from cam_core.sharing.replicas import Replicas
 from cam_core.sharing.slots import PASSES
@@ -69,6 +74,7 @@ class Explainer:
         self._guided_lock = threading.Lock()
         self._guided: GuidedCopy | None = None
         self.layout: Layout = layout_for(self.spec.layout, self.model.module)
+        self.attention_blocks: AttentionBlocks = find_attention(self.model.module, self.layout.prefix)
         module = self.model.module
         tensors = [*module.parameters(), *module.buffers()]
         self._parameter_storages = frozenset(t.untyped_storage().data_ptr() for t in tensors)
@@ -130,6 +136,22 @@ class Explainer:
         with PASSES.slot(), self._replicas.borrow() as replica:
             return run_with_layers(replica, model_input, layers, self._parameter_storages, self.layout)
 
+    def unmet(self, card: MethodCard) -> str:
+        """Why this model cannot run card's method (a sentence), or "" when it has what the card requires."""
+        if "attention" in card.requires and self.attention_blocks.problem:
+            return f"{card.name} needs a vision transformer's attention; {self.name} {self.attention_blocks.problem}"
+        return ""
+
+    def attention_pass(self, model_input: torch.Tensor) -> LayerPass:
+        """One forward pass capturing every block's attention probabilities, (batch, heads, tokens, tokens) each, in
+        the graph to the logits (keyed by AttentionBlocks.probability_layers), on a replica, in turn with other
+        passes; a CamError where the model has no such attention."""
+        if self.attention_blocks.problem:
+            raise CamError(f"{self.name} {self.attention_blocks.problem}")
+        layers = self.attention_blocks.probability_layers
+        with PASSES.slot(), self._replicas.borrow() as replica, unfused(replica, self.attention_blocks):
+            return run_with_layers(replica, model_input, layers, self._parameter_storages)
+
     @property
     def head_splits(self) -> bool:
         """Whether models.yaml gives the head after the target layer (so ablations there run the head only)."""
@@ -146,6 +168,24 @@ class Explainer:
     def guided_activations(self) -> int:
         """How many activation modules the guided copy guides."""
         return self.guided_model().guided
+
+    def differentiable_twice(self) -> bool:
+        """Whether the graphs of run's passes have second derivatives (no fused attention kernel in them)."""
+        return not self.attention_blocks.names
+
+    def run_unfused(self, model_input: torch.Tensor, layers: list[str]) -> LayerPass:
+        """As run, with every attention block computing its probabilities explicitly (timm's fused attention kernel
+        has no second derivative), for a graph that can be differentiated twice (ShapleyCAM)."""
+        for name in layers:
+            self.check_layer(name)
+        with PASSES.slot(), self._replicas.borrow() as replica, unfused(replica, self.attention_blocks):
+            return run_with_layers(replica, model_input, layers, self._parameter_storages, self.layout)
+
+    def bias_pass(self, model_input: torch.Tensor) -> BiasPass:
+        """One pass whose graph reaches the input, capturing the output of every biased layer (FullGrad), on a
+        replica, in turn with other passes."""
+        with PASSES.slot(), self._replicas.borrow() as replica:
+            return bias_pass(replica, model_input, self._parameter_storages)
 
     def input_gradients(self, model_input: torch.Tensor, guided: bool) -> InputPass:
         """Logits of a pass that keeps the graph down to the input, through the guided copy (whose guiding hooks
@@ -199,6 +239,44 @@ class Explainer:
                     handle.remove()
             if progress is not None:
                 progress(part.stop, channels)
+        return torch.cat(outputs)
+
+    def replace_layer(
+        self, model_input: torch.Tensor, layer: str, count: int, maps: Callable[[slice], torch.Tensor],
+        batch_size: int, progress: Progress | None = None, partial: Callable[[torch.Tensor], None] | None = None,
+    ) -> tuple[torch.Tensor, bool]:
+        """(count, classes) logits with the output of layer replaced by each of count (C, h, w) maps in turn (maps(part)
+        gives those of part, (n, C, h, w)), and whether only the head ran: through the head alone at the split layer,
+        by full passes (a quarter of batch_size each) elsewhere, where partial(logits) receives the rows done so far
+        after each batch but the last."""
+        if layer == self.default_layer and self.head_splits:
+            return through_head(self.model.head, count, maps, batch_size, progress), True
+        return self.replace_full(model_input, layer, count, maps, max(1, batch_size // 4), progress, partial), False
+
+    def replace_full(
+        self, model_input: torch.Tensor, layer: str, count: int, maps: Callable[[slice], torch.Tensor],
+        batch_size: int, progress: Progress | None = None, partial: Callable[[torch.Tensor], None] | None = None,
+    ) -> torch.Tensor:
+        """(count, classes) logits of full forward passes with the output of layer replaced by each map in turn: the
+        fallback of Recipro-CAM and of Deep Feature Factorization's concept scores where the model does not split at
+        layer (one pass per map); partial(logits) receives the rows done so far after each batch but the last."""
+        self.model.layer(layer)
+        outputs = []
+        for part in chunks(count, batch_size):
+
+            def replace(_module, _inputs, output, part=part):
+                return self.layout.replace_map(output, maps(part))
+
+            with PASSES.slot(), self._replicas.borrow() as replica, torch.inference_mode():
+                handle = replica.get_submodule(layer).register_forward_hook(replace)
+                try:
+                    outputs.append(replica(model_input.repeat(part.stop - part.start, 1, 1, 1)).float())
+                finally:
+                    handle.remove()
+            if progress is not None:
+                progress(part.stop, count)
+            if partial is not None and part.stop < count:
+                partial(torch.cat(outputs))
         return torch.cat(outputs)
 
     def class_weights(self, layer: str) -> torch.Tensor:

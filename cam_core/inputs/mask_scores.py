@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import os
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -19,8 +15,17 @@ from torch import nn
 
 from cam_core.errors import CamError
 from cam_core.inputs.channel_clusters import channel_rows, check_group_count, cluster_channels
-from cam_core.inputs.masking import BASELINES, SCALINGS, baseline_input, masked_inputs, normalized_masks
-from cam_core.passes.inference import Progress, chunks
+from cam_core.inputs.masking import (
+    BASELINES,
+    INTEGRATIONS,
+    SCALINGS,
+    baseline_input,
+    mask_noise,
+    mask_scales,
+    masked_inputs,
+    normalized_masks,
+)
+from cam_core.passes.inference import Progress, autocast, batch_workers, chunks, run_in_order
 from cam_core.sharing.slots import PASSES
 
 GROUPINGS = ("channels", "kmeans", "contiguous", "spectral")
@@ -38,6 +43,11 @@ class MaskSpec:
     "minmax" after upsampling (Score-CAM) or "percentile" before it (Poly-CAM's authors: (A − p0.1) / p99.9, clipped
     to [0, 1]). keep: the input is kept "inside" the mask, "outside" it (1 − mask, a deletion), or "both" (the
     scores of the inside masks, then those of the outside ones).
+
+    samples: how many times each mask is scored (kept inside only): with noise, each time with fresh Gaussian noise
+    of that standard deviation added to the upsampled mask (SS-CAM; drawn from seed); with integration "linear" or
+    "cumulative", each time scaled by the next factor of masking.mask_scales (IS-CAM). top_variance: the fraction of
+    the masks scored, those whose maps vary most over the positions (Faster Score-CAM); the others are not run.
     """
 
     layer: str
@@ -51,6 +61,10 @@ class MaskSpec:
     denoise: float | None = None
     scaling: str = "minmax"
     keep: str = "inside"
+    samples: int = 1
+    noise: float = 0.0
+    integration: str = "none"
+    top_variance: float = 1.0
 
     def __post_init__(self) -> None:
         if self.grouping not in GROUPINGS:
@@ -63,12 +77,24 @@ class MaskSpec:
             raise CamError(f"keep must be one of {', '.join(KEEPS)}, not {self.keep!r}")
         if self.denoise is not None and not 0 <= self.denoise < 100:
             raise CamError(f"denoise must be a percentile from 0 to below 100, not {self.denoise!r}")
+        if self.integration not in INTEGRATIONS:
+            raise CamError(f"integration must be one of {', '.join(INTEGRATIONS)}, not {self.integration!r}")
+        if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 1:
+            raise CamError(f"samples must be a whole number of at least 1, not {self.samples!r}")
+        if self.samples > 1 and self.keep != "inside":
+            raise CamError("several samples of each mask are scored with the input kept inside the mask only")
+        if not self.noise >= 0:
+            raise CamError(f"noise must be a standard deviation of at least 0, not {self.noise!r}")
+        if not 0 < self.top_variance <= 1:
+            raise CamError(f"top_variance must be a fraction above 0 and at most 1, not {self.top_variance!r}")
 
 
 @dataclass(frozen=True)
 class MaskScores:
-    """The network's logits for each masked input (for keep="both": the M inside masks, then the M outside ones),
-    for the baseline and for the unmasked input, with the maps the masks came from."""
+    """The network's logits for each masked input (for keep="both": the M inside masks, then the M outside ones; for
+    several samples: row s·M + k is sample s of mask k), for the baseline and for the unmasked input, with the maps
+    the masks came from. skipped: the masks known to give the baseline (constant maps, no noise), never run;
+    selected: the masks scored (None: all of them), the others not run and weighing nothing."""
 
     maps: torch.Tensor
     labels: torch.Tensor | None
@@ -78,6 +104,8 @@ class MaskScores:
     seconds: float
     note: str = ""
     input_logits: torch.Tensor | None = None
+    samples: int = 1
+    selected: torch.Tensor | None = None
 
     @property
     def probabilities(self) -> torch.Tensor:
@@ -96,6 +124,7 @@ class MaskScores:
         tensors = [self.maps, self.logits, self.baseline_logits, self.skipped]
         tensors += [] if self.input_logits is None else [self.input_logits]
         tensors += [] if self.labels is None else [self.labels]
+        tensors += [] if self.selected is None else [self.selected]
         return sum(t.numel() * t.element_size() for t in tensors)
 
 
@@ -167,62 +196,89 @@ def score_masks(
     progress: Progress | None = None, partial: Callable[[MaskScores], None] | None = None,
     precision: str = "float32", labels: torch.Tensor | None = None,
 ) -> MaskScores:
-    """Run the masked inputs of spec through model, batched, largest maps first.
+    """Run the masked inputs of spec through model, batched, largest maps first (every sample of a mask together).
 
     Constant maps are not run: their mask is empty, so their input is the baseline (or, kept outside the mask, the
-    unmasked input), whose logits are known. partial(scores) is called after each batch with the masks not yet run
-    still at those known logits, so a caller can show a map that sharpens as batches arrive. precision "bfloat16"
-    runs the passes in bfloat16 autocast (about twice as fast on CPUs with AVX-512 BF16; logits within about 1 %).
-    labels, when given, are the channels' groups already computed for spec.
+    unmasked input), whose logits are known (unless noise fills the mask). Masks left out by spec.top_variance are
+    not run either. partial(scores) is called after each batch with the masks not yet run still at those known
+    logits, so a caller can show a map that sharpens as batches arrive. precision "bfloat16" runs the passes in
+    bfloat16 autocast (about twice as fast on CPUs with AVX-512 BF16; logits within about 1 %). labels, when given,
+    are the channels' groups already computed for spec.
     """
     started = time.perf_counter()
     labels, note = (labels, "") if labels is not None else group_labels(activations, spec)
     maps = group_maps(activations, labels, spec.k, spec.denoise)
-    size = model_input.shape[-1]
+    count, size = len(maps), model_input.shape[-1]
     flat = maps.flatten(1)
     constant = (flat.amax(dim=1) - flat.amin(dim=1)) <= 1e-12 * torch.clamp(flat.abs().amax(dim=1), min=1.0)
+    skipped = constant & (spec.noise == 0)
+    selected = most_varied(maps, spec.top_variance)
     base = baseline_input(model_input, spec.baseline)
     mass = maps.clamp(min=0).flatten(1).sum(dim=1)
-    todo = [int(i) for i in torch.argsort(mass, descending=True) if not constant[i]]
+    order = [int(i) for i in torch.argsort(mass, descending=True)
+             if not skipped[i] and (selected is None or selected[i])]
+    todo = [(sample, k) for k in order for sample in range(spec.samples)]
     known = [base] if spec.keep == "inside" else [base, model_input]
-    with PASSES.slot(), torch.inference_mode(), _autocast(precision):
+    with PASSES.slot(), torch.inference_mode(), autocast(precision):
         found = model(torch.cat(known).contiguous(memory_format=torch.channels_last)).float()
     baseline_logits, input_logits = found[0], (found[1] if len(found) > 1 else None)
     fill = {"inside": [baseline_logits], "outside": [input_logits], "both": [baseline_logits, input_logits]}
-    logits = torch.cat([row.repeat(len(maps), 1) for row in fill[spec.keep]])
+    logits = torch.cat([row.repeat(spec.samples * count, 1) for row in fill[spec.keep]])
 
     def run(part: slice) -> tuple[torch.Tensor, torch.Tensor]:
-        chosen = torch.tensor(todo[part], dtype=torch.long)
-        masks, _ = normalized_masks(maps[chosen], size, spec.align_corners, spec.scaling)
+        samples = torch.tensor([sample for sample, _ in todo[part]], dtype=torch.long)
+        chosen = torch.tensor([k for _, k in todo[part]], dtype=torch.long)
+        masks = sampled_masks(maps, spec, samples, chosen, size)
         kept = {"inside": [masks], "outside": [1.0 - masks], "both": [masks, 1.0 - masks]}[spec.keep]
-        rows = torch.cat([chosen + offset * len(maps) for offset in range(len(kept))])
-        with PASSES.slot(), torch.inference_mode(), _autocast(precision):
+        rows = torch.cat([samples * count + chosen + offset * count for offset in range(len(kept))])
+        with PASSES.slot(), torch.inference_mode(), autocast(precision):
             batch = masked_inputs(model_input, base, torch.cat(kept)).contiguous(memory_format=torch.channels_last)
             return rows, model(batch).float()
 
     def scores(now: torch.Tensor) -> MaskScores:
-        return MaskScores(maps, labels, now, baseline_logits, constant, time.perf_counter() - started, note,
-                          input_logits)
+        return MaskScores(maps, labels, now, baseline_logits, skipped, time.perf_counter() - started, note,
+                          input_logits, spec.samples, selected)
 
-    done, workers = 0, _workers()
-    parts = iter(chunks(len(todo), max(1, batch_size // len(fill[spec.keep]))))
-    pool = ThreadPoolExecutor(max_workers=workers)
-    try:
-        running = deque(pool.submit(run, part) for part in itertools.islice(parts, workers))
-        while running:
-            rows, batch_logits = running.popleft().result()
-            logits[rows] = batch_logits
-            done += len(rows) // len(fill[spec.keep])
-            if progress is not None:
-                progress(done, len(todo))
-            if partial is not None and done < len(todo):
-                partial(scores(logits.clone()))
-            running.extend(pool.submit(run, part) for part in itertools.islice(parts, 1))
-    finally:
-        # A batch is handed to the pool only once the callbacks of the one before have returned, so a caller that
-        # gives up there (an exception above) leaves at most the batches already running, and runs no more.
-        pool.shutdown(wait=True, cancel_futures=True)
+    done = 0
+
+    def record(_part: slice, found: tuple[torch.Tensor, torch.Tensor]) -> None:
+        nonlocal done
+        rows, batch_logits = found
+        logits[rows] = batch_logits
+        done += len(rows) // len(fill[spec.keep])
+        if progress is not None:
+            progress(done, len(todo))
+        if partial is not None and done < len(todo):
+            partial(scores(logits.clone()))
+
+    run_in_order(chunks(len(todo), max(1, batch_size // len(fill[spec.keep]))), run, record, batch_workers())
     return scores(logits)
+
+
+def sampled_masks(maps: torch.Tensor, spec: MaskSpec, samples: torch.Tensor, chosen: torch.Tensor, size: int
+                  ) -> torch.Tensor:
+    """The (n, 1, size, size) masks of sample samples[i] of map chosen[i]: the map's mask scaled by that sample's
+    factor (spec.integration), plus that sample's Gaussian noise (spec.noise, drawn from spec.seed)."""
+    masks, _ = normalized_masks(maps[chosen], size, spec.align_corners, spec.scaling)
+    masks = masks * mask_scales(spec.integration, spec.samples)[samples][:, None, None, None]
+    if spec.noise > 0:
+        masks = masks + torch.stack([mask_noise(spec.seed, int(sample), int(k), size, spec.noise)
+                                     for sample, k in zip(samples, chosen, strict=True)])
+    return masks
+
+
+def most_varied(maps: torch.Tensor, fraction: float) -> torch.Tensor | None:
+    """Which of the (M, h, w) maps are the round(fraction · M) (at least 1) whose values vary most over the
+    positions (largest standard deviation; ties: lower index first), as tf-keras-vis's Faster Score-CAM keeps its
+    max_N; None when fraction keeps every map."""
+    count = len(maps)
+    kept = max(1, round(fraction * count))
+    if kept >= count:
+        return None
+    spread = maps.flatten(1).double().std(dim=1, unbiased=False)
+    chosen = torch.zeros(count, dtype=torch.bool)
+    chosen[torch.argsort(-spread, stable=True)[:kept]] = True
+    return chosen
 
 
 def default_precision() -> str:
@@ -230,20 +286,6 @@ def default_precision() -> str:
     has AVX-512 BF16 or AMX (about twice as fast there, logits within about 1 %, and results that then depend on the
     CPU and on how batches are split)."""
     return os.environ.get("CAM_PRECISION") or "float32"
-
-
-def _workers() -> int:
-    """Batches run side by side when torch is limited to fewer threads than there are cores (the dashboard runs
-    torch single-threaded so that many small operations do not spin against each other)."""
-    return max(1, min(4, (os.cpu_count() or 1) // max(1, torch.get_num_threads())))
-
-
-def _autocast(precision: str):
-    if precision == "float32":
-        return contextlib.nullcontext()
-    if precision == "bfloat16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    raise CamError(f"precision must be float32 or bfloat16, not {precision!r}")
 
 
 def ablate_through_head(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -11,6 +12,11 @@ from cam_core.scaling import is_blank, min_max
 
 BASELINES = {"zero": "the all-zero input (the training images' mean colour)", "blur": "a heavily blurred copy"}
 SCALINGS = ("minmax", "percentile")
+INTEGRATIONS = {
+    "none": "every sample keeps the mask as it is",
+    "linear": "sample i of N scales the mask by i/N, from 1/N up to 1 (a Riemann sum of the integral from 0 to 1)",
+    "cumulative": "sample i of N scales the mask by 1/N + 2/N + … + i/N, up to (N + 1)/2 (torchcam's ISCAM)",
+}
 BLUR_SIGMA = 10.0
 OUTLIER_PERCENT = 0.1
 
@@ -56,3 +62,23 @@ def baseline_input(model_input: torch.Tensor, baseline: str, sigma: float = BLUR
 def masked_inputs(model_input: torch.Tensor, base: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """baseline + mask · (input − baseline) for each (1, S, S) mask: the input kept where the mask is 1."""
     return base + masks * (model_input - base)
+
+
+def mask_scales(integration: str, samples: int) -> torch.Tensor:
+    """The (samples,) factors each mask is multiplied by, one per sample (one of INTEGRATIONS)."""
+    steps = torch.arange(1, samples + 1, dtype=torch.float64) / samples
+    if integration == "none":
+        return torch.ones(samples)
+    if integration == "linear":
+        return steps.float()
+    if integration == "cumulative":
+        return steps.cumsum(0).float()
+    raise CamError(f"integration must be one of {', '.join(INTEGRATIONS)}, not {integration!r}")
+
+
+def mask_noise(seed: int, sample: int, mask: int, size: int, std: float) -> torch.Tensor:
+    """The (1, size, size) Gaussian noise of standard deviation std that sample `sample` adds to mask `mask`: drawn
+    from its own generator, seeded by (seed, sample, mask), so it does not depend on batches or threads."""
+    state = int(np.random.SeedSequence([int(seed), int(sample), int(mask)]).generate_state(1, np.uint64)[0])
+    generator = torch.Generator().manual_seed(state)
+    return torch.randn((1, size, size), generator=generator) * std

@@ -21,6 +21,8 @@ def _variants(params: tuple[Param, ...]) -> str:
             shown.append(f"`{param.name}` {' / '.join(others)}")
         elif isinstance(param.default, bool):
             shown.append(f"`{param.name}` {'off' if param.default else 'on'}")
+        elif isinstance(param.default, str):
+            shown.append(f"`{param.name}` (text, default {param.default!r})")
         else:
             shown.append(f"`{param.name}` (default {param.default:g})")
     return "; ".join(shown) or "—"

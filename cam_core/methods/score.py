@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from cam_core.inputs.mask_scores import AblationScores, MaskScores, MaskSpec
-from cam_core.inputs.masking import BASELINES, baseline_input, masked_inputs, normalized_masks
+from cam_core.inputs.mask_scores import AblationScores, MaskScores, MaskSpec, sampled_masks
+from cam_core.inputs.masking import (
+    BASELINES,
+    INTEGRATIONS,
+    baseline_input,
+    mask_scales,
+    masked_inputs,
+    normalized_masks,
+)
 from cam_core.lessons.steps import (
     FOCUS,
     SHOWN_BARS,
@@ -35,13 +42,6 @@ SCORE = Param("score", "probability", "the class score compared: post-softmax pr
               choices=("probability", "logit"))
 
 
-def score_gains(scores: MaskScores, target: int, score: str) -> torch.Tensor:
-    """Each mask's score for target minus the baseline's: post-softmax probabilities, or logits for "logit"."""
-    if score == "logit":
-        return scores.logits[:, target] - scores.baseline_logits[target]
-    return scores.probabilities[:, target] - scores.baseline_probabilities[target]
-
-
 WEIGHTINGS = {
     "probability": "the masked input's post-softmax probability of the class (the authors' code)",
     "logit softmax": "a softmax over channels of the masked inputs' logits of the class (pytorch-grad-cam)",
@@ -49,6 +49,20 @@ WEIGHTINGS = {
     "taken literally: nearly uniform weights, see Learn)",
     "gain": "the probability gains over the baseline, no softmax",
 }
+WEIGHTS = Param("weights", "probability", "what a channel's weight is: "
+                + "; ".join(f"{name}: {meaning}" for name, meaning in WEIGHTINGS.items()), choices=tuple(WEIGHTINGS))
+ALIGN_CORNERS = Param("align_corners", False, "upsample masks with aligned corners, as pytorch-grad-cam does (shifts "
+                      "evidence by up to half a cell); off puts each cell over the patch it covers", read_by="input")
+TOP_CHANNELS = Param("top_channels", 1.0, "the fraction of channels scored: those whose activations vary most over "
+                     "the positions (tf-keras-vis's max_N as a fraction of the channels); the others weigh 0 and are "
+                     "not run. 1 scores every channel", minimum=0.01, maximum=1.0, read_by="input")
+
+
+def score_gains(scores: MaskScores, target: int, score: str) -> torch.Tensor:
+    """Each mask's score for target minus the baseline's: post-softmax probabilities, or logits for "logit"."""
+    if score == "logit":
+        return scores.logits[:, target] - scores.baseline_logits[target]
+    return scores.probabilities[:, target] - scores.baseline_probabilities[target]
 
 
 SCORECAM = MethodCard(
@@ -68,7 +82,9 @@ SCORECAM = MethodCard(
         "almost equal, so the map flattens into the channels' mean, the same for every class (the Learn page "
         "shows this on your image). Gradients play no part, so saturation and noise do not either, but it costs "
         "one forward pass per channel. Here every class's score is kept from the same passes, so switching the "
-        "class is instant, and channels whose map is constant are known to give the baseline and skipped."
+        "class is instant, and channels whose map is constant are known to give the baseline and skipped. The faster "
+        "option (top channels below 1) scores only the channels whose activations vary most over the image, as "
+        "tf-keras-vis's Faster Score-CAM does; the others weigh nothing and are not run."
     ),
     formula=r"H^k = \mathrm{norm}\big(\mathrm{up}(A^k)\big) \qquad "
     r"\alpha^c_k = \mathrm{softmax}\big(f(X \circ H^k)\big)_c \qquad "
@@ -85,16 +101,10 @@ SCORECAM = MethodCard(
         "One forward pass per channel (slow cold)",
         "The paper's literal softmax over probability gains flattens the weights into a class-agnostic map",
     ),
-    params=(
-        Param("weights", "probability", "what a channel's weight is: "
-              + "; ".join(f"{name}: {meaning}" for name, meaning in WEIGHTINGS.items()),
-              choices=tuple(WEIGHTINGS)),
-        BASELINE,
-        Param("align_corners", False, "upsample masks with aligned corners, as pytorch-grad-cam does (shifts "
-              "evidence by up to half a cell); off puts each cell over the patch it covers", read_by="input"),
-    ),
+    params=(WEIGHTS, BASELINE, ALIGN_CORNERS, TOP_CHANNELS),
     mask_spec=lambda layer, params, target: MaskSpec(
-        layer, "channels", baseline=params["baseline"], align_corners=bool(params["align_corners"])
+        layer, "channels", baseline=params["baseline"], align_corners=bool(params["align_corners"]),
+        top_variance=float(params["top_channels"]),
     ),
 )
 
@@ -106,13 +116,123 @@ def scorecam(inputs: CamInputs, weights: str) -> MethodOutput:
 
 
 def scorecam_weights(scores: MaskScores, target: int, weights: str) -> torch.Tensor:
-    """Score-CAM's channel weights under one of WEIGHTINGS."""
+    """Score-CAM's channel weights under one of WEIGHTINGS, each mask's score averaged over its samples first (SS-CAM's
+    noisy copies, IS-CAM's steps); masks left unscored weigh 0, and a softmax runs over the scored ones only."""
     if weights == "probability":
-        return scores.probabilities[:, target]
-    if weights == "logit softmax":
-        return torch.softmax(scores.logits[:, target], dim=0)
-    gains = score_gains(scores, target, "probability")
-    return torch.softmax(gains, dim=0) if weights == "gain softmax" else gains
+        found = sample_means(scores.probabilities[:, target], scores.samples)
+    elif weights == "logit softmax":
+        found = sample_means(scores.logits[:, target], scores.samples)
+    else:
+        found = sample_means(score_gains(scores, target, "probability"), scores.samples)
+    scored = torch.ones_like(found, dtype=torch.bool) if scores.selected is None else scores.selected
+    if weights.endswith("softmax"):
+        found = torch.softmax(torch.where(scored, found, -torch.inf), dim=0)
+    return torch.where(scored, found, torch.zeros_like(found))
+
+
+def sample_means(values: torch.Tensor, samples: int) -> torch.Tensor:
+    """Each mask's value averaged over its samples: row s·M + k of values is sample s of mask k."""
+    return values.reshape(samples, -1).mean(dim=0)
+
+
+SAMPLE_WEIGHTING = ("weights: the class's post-softmax probability averaged over the samples, as Score-CAM's authors' "
+                    "code weights (our Score-CAM's default); the paper's softmax over channels of the averaged gains "
+                    "is weights=gain softmax, which flattens the map (see Score-CAM's Learn)")
+
+SSCAM = MethodCard(
+    id="sscam",
+    name="SS-CAM",
+    family="Channel weighting",
+    needs=frozenset({"mask_scores"}),
+    cost="slow",
+    summary="Score-CAM with every channel's mask shaken by random noise several times; the scores are averaged.",
+    explanation=(
+        "SS-CAM (Smoothed Score-CAM) builds on Score-CAM: each channel's map, upsampled to the image and scaled to "
+        "[0, 1], is used as a mask on the image, and the network scores the masked image. Here each mask is scored "
+        "N times, each time with fresh Gaussian noise added to the mask, and the channel's weight is the average "
+        "score. Averaging over noisy copies, as SmoothGrad does for gradients, makes the weights depend less on the "
+        "exact shape of one mask, so the map concentrates on what survives the noise. The noise is drawn from the "
+        "seed shown, so a map can be reproduced. It costs N forward passes per channel (10 × 1280 on "
+        "mobilenet_v2's last layer); every class's score comes from the same passes, so switching the class is "
+        "instant."
+    ),
+    formula=r"H^k = \mathrm{norm}\big(\mathrm{up}(A^k)\big) \qquad "
+    r"\alpha^c_k = \frac{1}{N}\sum_{i=1}^{N} \mathrm{softmax}\big(f(X \circ (H^k + \delta_i))\big)_c, \;"
+    r"\delta_i \sim \mathcal{N}(0, \sigma^2) \qquad L^c = \mathrm{ReLU}\Big(\sum_k \alpha^c_k A^k\Big)",
+    paper="Wang, Naidu, Michael & Kundu, SS-CAM: Smoothed Score-CAM for Sharper Visual Feature Localization, "
+    "arXiv:2006.14255, 2020",
+    definition="Wang et al. 2020, SS-CAM(1): Gaussian noise N(0, σ²), σ = 2, added to each channel's upsampled, "
+    "min-max scaled mask, N = 10 noisy masks per channel, the masked inputs' scores averaged per channel",
+    differs=SAMPLE_WEIGHTING,
+    reference="paper",
+    peers=(Peer("torchcam", "SSCAM", (("weights", "logit softmax"), ("samples", 35))),),
+    ranking="SS-CAM weight (for the class)",
+    strengths=("No gradients", "Weights less sensitive to one mask's exact shape", "Reproducible from its seed"),
+    weaknesses=("N forward passes per channel: ten times Score-CAM's cost at the default N",
+                "A noise of σ = 2 on a [0, 1] mask swamps it; the map converges slowly in N"),
+    params=(
+        WEIGHTS, BASELINE, ALIGN_CORNERS,
+        Param("samples", 10, "how many noisy copies of each channel's mask are scored (N)", minimum=1, maximum=100,
+              read_by="input"),
+        Param("noise", 2.0, "the standard deviation σ of the Gaussian noise added to each [0, 1] mask", minimum=0.0,
+              maximum=10.0, read_by="input"),
+        Param("seed", 0, "the seed the noise is drawn from (each sample of each channel has its own draw)",
+              minimum=0, maximum=2**31 - 1, read_by="input"),
+        TOP_CHANNELS,
+    ),
+    in_default_grid=False,
+    mask_spec=lambda layer, params, target: MaskSpec(
+        layer, "channels", seed=int(params["seed"]), baseline=params["baseline"],
+        align_corners=bool(params["align_corners"]), samples=int(params["samples"]), noise=float(params["noise"]),
+        top_variance=float(params["top_channels"]),
+    ),
+)
+
+ISCAM = MethodCard(
+    id="iscam",
+    name="IS-CAM",
+    family="Channel weighting",
+    needs=frozenset({"mask_scores"}),
+    cost="slow",
+    summary="Score-CAM with every channel's mask faded in from nothing to full in N steps; the scores are averaged.",
+    explanation=(
+        "IS-CAM (Integrated Score-CAM) borrows the idea of Integrated Gradients: instead of scoring a channel's "
+        "mask once at full strength, as Score-CAM does, it scores the image under the mask scaled by 1/N, 2/N, … "
+        "up to 1, a path from the empty mask to the full one, and the channel's weight is the average score along "
+        "the path (a Riemann sum of the integral). A channel whose mask only helps at full strength gets less "
+        "weight than one that helps all along. It costs N forward passes per channel; every class's score comes "
+        "from the same passes, so switching the class is instant. torchcam's ISCAM adds the factors up instead "
+        "(1/N, 1/N + 2/N, …, up to 5.5 for N = 10): integration cumulative."
+    ),
+    formula=r"H^k = \mathrm{norm}\big(\mathrm{up}(A^k)\big) \qquad "
+    r"\alpha^c_k = \frac{1}{N}\sum_{i=1}^{N} \mathrm{softmax}\big(f(X \circ \tfrac{i}{N} H^k)\big)_c \qquad "
+    r"L^c = \mathrm{ReLU}\Big(\sum_k \alpha^c_k A^k\Big)",
+    paper="Naidu, Ghosh, Maurya, Nayak K & Kundu, IS-CAM: Integrated Score-CAM for axiomatic-based explanations, "
+    "arXiv:2010.03023, 2020",
+    definition="Naidu et al. 2020: each channel's upsampled, min-max scaled mask scaled by i/N for i = 1 … N (N = 10), "
+    "the masked inputs' scores averaged per channel",
+    differs=SAMPLE_WEIGHTING,
+    reference="paper",
+    peers=(Peer("torchcam", "ISCAM", (("weights", "logit softmax"), ("integration", "cumulative"))),),
+    ranking="IS-CAM weight (for the class)",
+    strengths=("No gradients", "Credits channels that help at every strength of their mask, not only at full"),
+    weaknesses=("N forward passes per channel: ten times Score-CAM's cost at the default N",),
+    params=(
+        WEIGHTS, BASELINE, ALIGN_CORNERS,
+        Param("samples", 10, "how many steps the mask is faded in by (N): factors 1/N, 2/N, … 1", minimum=1,
+              maximum=100, read_by="input"),
+        Param("integration", "linear", "how sample i of N scales the mask: "
+              + "; ".join(f"{name}: {INTEGRATIONS[name]}" for name in ("linear", "cumulative")),
+              choices=("linear", "cumulative"), read_by="input"),
+        TOP_CHANNELS,
+    ),
+    in_default_grid=False,
+    mask_spec=lambda layer, params, target: MaskSpec(
+        layer, "channels", baseline=params["baseline"], align_corners=bool(params["align_corners"]),
+        samples=int(params["samples"]), integration=params["integration"],
+        top_variance=float(params["top_channels"]),
+    ),
+)
 
 
 ABLATIONCAM = MethodCard(
@@ -172,6 +292,10 @@ def mask_steps(source: Source, spec: MaskSpec, scores: MaskScores, shown: list[i
     masked = masked_inputs(source.analysis.input, base, masks)
     skipped = int(scores.skipped.sum())
     count = scores.maps.shape[0]
+    scored = scores.selected if scores.selected is not None else torch.ones(count, dtype=torch.bool)
+    passes = int((scored & ~scores.skipped).sum()) * scores.samples
+    left_out = (f" Only the {int(scored.sum())} {what}s whose activations vary most are scored; the other "
+                f"{int((~scored).sum())} weigh nothing and are not run." if scores.selected is not None else "")
     return [
         Step("masks", f"Each {what} becomes a mask",
              f"Each of the {count} {what} maps is upsampled to the {size}×{size} input and scaled to [0, 1]: 1 where "
@@ -183,8 +307,8 @@ def mask_steps(source: Source, spec: MaskSpec, scores: MaskScores, shown: list[i
         Step("masked inputs", "The masked inputs",
              f"Each mask keeps the image where it is high and {BASELINES[spec.baseline]} elsewhere: "
              "X_b + H ⊙ (X − X_b). "
-             f"Every masked input goes through the whole network: {count - skipped} passes, once for this image, "
-             "shared by every class.",
+             f"Every masked input goes through the whole network: {passes} passes, once for this image, "
+             f"shared by every class.{left_out}",
              f"the image under each mask, {BASELINES[spec.baseline]} elsewhere",
              (input_pictures(source, torch.cat([base, masked]), ["baseline", *[f"{what} {k}" for k in shown]]),),
              array(base)),
@@ -277,6 +401,59 @@ def scorecam_lesson(source: Source) -> list[Step]:
             flattening_step(source, scores, acts), weighting, weighted_sum_step(weights, acts, raw)]
 
 
+def sample_steps(source: Source, spec: MaskSpec, scores: MaskScores, channel: int) -> list[Step]:
+    """The samples of one channel's mask (noisy copies or faded-in steps) as inputs, and their class scores."""
+    size = source.analysis.input.shape[-1]
+    count = scores.maps.shape[0]
+    shown = sorted({0, spec.samples // 2, spec.samples - 1})
+    masks = sampled_masks(scores.maps, spec, torch.tensor(shown), torch.full((len(shown),), channel), size)
+    base = baseline_input(source.analysis.input, spec.baseline)
+    pictures = input_pictures(source, masked_inputs(source.analysis.input, base, masks),
+                              [f"sample {i + 1} of {spec.samples}" for i in shown])
+    values = scores.probabilities[:, source.target].reshape(spec.samples, count)[:, channel]
+    if spec.noise > 0:
+        stage, heading = "noise", f"Channel {channel}'s mask under noise"
+        text = (f"Each of the {spec.samples} samples adds fresh Gaussian noise of σ = {num(spec.noise)} (seed "
+                f"{spec.seed}) to the [0, 1] mask, pixel by pixel: the noisy masks of channel {channel} range from "
+                f"{num(masks.min())} to {num(masks.max())}. Where the mask is negative the input is flipped about "
+                "the baseline.")
+        how = f"{spec.samples} noisy copies of each mask, σ = {num(spec.noise)}"
+    else:
+        factors = mask_scales(spec.integration, spec.samples)
+        stage, heading = "integration", f"Channel {channel}'s mask faded in"
+        text = (f"The mask is scaled by {spec.samples} factors, from {num(factors[0])} to {num(factors[-1])}: "
+                f"{INTEGRATIONS[spec.integration]}. The image appears step by step, and each step is one pass.")
+        how = f"each mask scaled by {spec.samples} factors ({spec.integration})"
+    heatmaps = Heatmaps(tuple((f"mask, sample {i + 1}", array(masks[j, 0])) for j, i in enumerate(shown)), True)
+    samples = Step(stage, heading, text, how, (heatmaps, pictures), array(masks))
+    averaged = Step(
+        "scores", f"Channel {channel}'s scores, averaged",
+        f"The probability of “{source.label}” over channel {channel}'s {spec.samples} samples goes from "
+        f"{num(values.min())} to {num(values.max())}; its mean, {num(values.mean())}, is what the channel's score "
+        f"becomes (the baseline alone gives {num(scores.baseline_probabilities[source.target])}).",
+        "each mask's class probability averaged over its samples",
+        (Line(f"probability of “{source.label}” on each sample of channel {channel}", "sample", "probability",
+              array(values)),),
+        array(values),
+    )
+    return [samples, averaged]
+
+
+def sampled_lesson(source: Source) -> list[Step]:
+    """SS-CAM's and IS-CAM's lesson: Score-CAM's masks, one channel's samples and their average, the weights."""
+    acts, weights, raw = source.activations(), source.weights, source.raw
+    spec = source.card.mask_spec(source.layer, source.params, source.target)
+    scores = source.analysis.mask_scores(spec, progress=source.progress)
+    channels = top(weights, SHOWN_CHANNELS)
+    choice = source.params["weights"]
+    weighting = Step("weights", "The channel weights", f"Each channel's score is averaged over its {spec.samples} "
+                     f"samples first; then: {WEIGHTINGS[choice]}. " + weights_text(weights), f"weights by {choice}",
+                     (weight_bars(weights, "weight"),), array(weights))
+    return [activations_step(source, channels, "the ones with the largest weights (found below)"),
+            *mask_steps(source, spec, scores, channels, "channel"),
+            *sample_steps(source, spec, scores, channels[0]), weighting, weighted_sum_step(weights, acts, raw)]
+
+
 def ablationcam_lesson(source: Source) -> list[Step]:
     acts, weights, raw = source.activations(), source.weights, source.raw
     ablation = source.analysis.ablation_scores(source.layer, progress=source.progress)
@@ -306,4 +483,6 @@ def ablationcam_lesson(source: Source) -> list[Step]:
 
 
 register(SCORECAM, scorecam, scorecam_lesson)
+register(SSCAM, scorecam, sampled_lesson)
+register(ISCAM, scorecam, sampled_lesson)
 register(ABLATIONCAM, ablationcam, ablationcam_lesson)

@@ -44,6 +44,15 @@ class Layout:
             )
         return output[:, self.prefix :, :].transpose(1, 2).reshape(batch, channels, height, width)
 
+    def replace_map(self, output: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+        """output with its (B, C, h, w) map replaced by maps (the inverse of to_map; class tokens are kept)."""
+        maps = maps.to(output.dtype)
+        if self.name == "nchw" or output.dim() not in (3, 4):
+            return maps
+        if output.dim() == 4:
+            return maps.permute(0, 2, 3, 1).contiguous()
+        return torch.cat([output[:, : self.prefix, :], maps.flatten(2).transpose(1, 2)], dim=1)
+
     def zero_channels(self, output: torch.Tensor, rows: torch.Tensor, channels: torch.Tensor) -> torch.Tensor:
         """A copy of output with channel channels[i] zeroed at every map position of batch row rows[i]."""
         output = output.clone()

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from typing import Callable, Iterator
+import itertools
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import torch
 from torch import nn
 
+from cam_core.errors import CamError
+
 Progress = Callable[[int, int], None]
+Part = TypeVar("Part")
+Result = TypeVar("Result")
 PLAIN_CONV_SUBCLASSES = frozenset({"Conv2dSame"})  # convolutions that only pad first (timm's "same" padding)
 
 
@@ -81,3 +90,35 @@ def chunks(count: int, size: int) -> Iterator[slice]:
     """Consecutive slices of at most size covering range(count)."""
     for start in range(0, count, size):
         yield slice(start, min(start + size, count))
+
+
+def run_in_order(parts: Iterable[Part], run: Callable[[Part], Result], done: Callable[[Part, Result], None],
+                 workers: int) -> None:
+    """run(part) for every part, up to workers of them side by side, and done(part, result) in the caller's thread
+    in the parts' order. A part is handed to the pool only once done() of the one before it has returned, so a caller
+    that gives up there (raises) leaves at most the parts already running, and runs no more."""
+    remaining = iter(parts)
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        running = deque((part, pool.submit(run, part)) for part in itertools.islice(remaining, workers))
+        while running:
+            part, future = running.popleft()
+            done(part, future.result())
+            running.extend((part, pool.submit(run, part)) for part in itertools.islice(remaining, 1))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def batch_workers() -> int:
+    """How many batches run side by side: more than one when torch is limited to fewer threads than there are cores
+    (the dashboard runs torch single-threaded so that many small operations do not spin against each other)."""
+    return max(1, min(4, (os.cpu_count() or 1) // max(1, torch.get_num_threads())))
+
+
+def autocast(precision: str) -> contextlib.AbstractContextManager:
+    """The context a batch of passes runs in: nothing for "float32", bfloat16 autocast for "bfloat16"."""
+    if precision == "float32":
+        return contextlib.nullcontext()
+    if precision == "bfloat16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    raise CamError(f"precision must be float32 or bfloat16, not {precision!r}")

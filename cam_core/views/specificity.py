@@ -24,6 +24,7 @@ REASONS = (
     ("class_weights", "the classifier's weights of the two classes favour nearly the same channels"),
     ("gradients", "at this layer the two classes' gradients favour nearly the same channels"),
     ("path", "at this layer the two classes' gradients favour nearly the same channels"),
+    ("input_scores", "the perturbed inputs raise or lower both classes' scores nearly alike"),
 )
 
 _cache: weakref.WeakKeyDictionary[Analysis, dict] = weakref.WeakKeyDictionary()

@@ -93,6 +93,8 @@ def param_range(param: Param) -> str:
         return " | ".join(param.choices)
     if isinstance(param.default, bool):
         return "on | off"
+    if isinstance(param.default, str):
+        return f"text, default {param.default!r}"
     return f"{param.minimum:g} to {param.maximum:g}, default {param.default:g}"
 
 
@@ -137,6 +139,8 @@ def param_widget(card: MethodCard, param: Param, prefix: str = "param") -> str |
         return st.selectbox(label, param.choices, key=key, help=param.help)
     if isinstance(param.default, bool):
         return st.checkbox(label, value=param.default, key=key, help=param.help)
+    if isinstance(param.default, str):
+        return st.text_input(label, value=param.default, key=key, help=param.help)
     if isinstance(param.default, int):
         return st.number_input(label, int(param.minimum), int(param.maximum), param.default, 1, key=key,
                                help=param.help)

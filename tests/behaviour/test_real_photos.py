@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cam_core import methods
-from tests.conftest import CAT_FAMILY, cat_on_canvas, cheap_settings, peak
+from tests.conftest import CAT_FAMILY, cat_on_canvas, cheap_settings, peak, skip_unless_runs_on
 
 EGYPTIAN_CAT, ESPRESSO, PICKUP = 285, 967, 717
 DOG_CLASSES = set(range(151, 269))
@@ -14,12 +14,15 @@ CARDS = {card.id: card for card in methods()}
 # 320 channels of mobilenet_v2 at 7×7: a slow single-layer method's one pass per channel stays short (at
 # features.16, a linear bottleneck, Score-CAM's peak on the cat-left canvas falls just off the cat).
 SLOW_LAYER = "features.17"
+# RISE's map is the expected probability given that a pixel is kept: every pixel sits near the mean probability at
+# least, and the 7×7 grid blurs it, so about half of its mass (measured 0.45-0.58), not 0.6, is on the cat's 38 %.
+MASS_ON_CAT = {"rise": 0.4}
 
 
 def settings(card) -> dict:
     """The method's defaults, with fewer channels for the slow ones."""
     if card.cost == "slow" and not card.multi_layer:
-        return {"layer": SLOW_LAYER}
+        return {**cheap_settings(card), "layer": SLOW_LAYER}
     return cheap_settings(card)
 
 
@@ -37,6 +40,7 @@ def test_embedded_models_recognise_real_photos(model, chelsea, coffee, request):
 @pytest.mark.parametrize("right", [False, True], ids=["cat-left", "cat-right"])
 @pytest.mark.parametrize("method", [card.id for card in methods()])
 def test_the_cats_map_peaks_on_the_cat(mobilenet, chelsea, method, right):
+    skip_unless_runs_on(mobilenet, CARDS[method])
     canvas, (top, bottom, left, right_edge) = cat_on_canvas(chelsea, right)
     analysis = mobilenet.analyze(canvas)
     assert analysis.top_k(1)[0][0] in CAT_FAMILY
@@ -44,7 +48,7 @@ def test_the_cats_map_peaks_on_the_cat(mobilenet, chelsea, method, right):
     row, column = peak(result.saliency)
     assert top <= row < bottom and left <= column < right_edge, (method, (row, column))
     inside = result.saliency[top:bottom, left:right_edge].sum() / result.saliency.sum()
-    assert inside > 0.6, f"{method}: only {inside:.2f} of the map's mass is on the cat"
+    assert inside > MASS_ON_CAT.get(method, 0.6), f"{method}: only {inside:.2f} of the map's mass is on the cat"
 
 
 def test_chelseas_own_map_peaks_on_the_face_not_the_border(mobilenet, chelsea):

@@ -23,7 +23,7 @@ from cam_core.methods import eigen as eigen_lessons
 from cam_core.methods.cluster import cluster_weights
 from cam_core.methods.common import principal_component, weighted_sum
 from cam_core.registry import CamInputs, get_method
-from tests.conftest import CHEAP_LAYER, CHEAP_PYRAMID, cheap_settings
+from tests.conftest import CHEAP_LAYER, CHEAP_PYRAMID, cheap_settings, skip_unless_runs_on
 
 SCORE_LAYER = CHEAP_LAYER
 IDS = [card.id for card in methods()]
@@ -66,7 +66,8 @@ def by_stage(story) -> dict:
 
 
 @pytest.mark.parametrize("method", IDS)
-def test_every_lesson_ends_at_the_methods_own_map(analysis, lessons, method):
+def test_every_lesson_ends_at_the_methods_own_map(explainer, analysis, lessons, method):
+    skip_unless_runs_on(explainer, CARDS[method])
     story = lessons(method)
     result = analysis.cam(method, **api_settings(method))
     scale = max(float(np.abs(result.raw).max()), 1e-12)

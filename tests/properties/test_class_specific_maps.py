@@ -10,7 +10,7 @@ import torch
 
 from cam_core import Explainer, methods
 from tests.conftest import cheap_settings as cheap
-from tests.conftest import pearson, photo_classes, two_object_photo
+from tests.conftest import pearson, photo_classes, skip_unless_runs_on, two_object_photo
 
 SAME_MAP = 0.995  # two maps correlating at least this much are the same map (Score-CAM's flattening gave 1.000)
 CLASS_SPECIFIC = tuple(card for card in methods() if card.class_specific)
@@ -32,6 +32,7 @@ def shifted(mobilenet) -> Explainer:
 @pytest.mark.parametrize("name", ("dog.jpg", "person.jpg"))
 @pytest.mark.parametrize("card", CLASS_SPECIFIC, ids=lambda card: card.id)
 def test_two_objects_in_one_photo_get_different_maps(mobilenet, card, name):
+    skip_unless_runs_on(mobilenet, card)
     analysis = mobilenet.analyze(two_object_photo(name))
     classes = photo_classes(analysis, name)
     first, second = (analysis.cam(card.id, target=classes[kind], **cheap(card)).saliency for kind in ("top", "second"))
@@ -63,6 +64,7 @@ def test_score_cam_tells_the_dog_from_the_pickup_and_the_literal_softmax_does_no
 
 @pytest.mark.parametrize("card", CLASS_SPECIFIC, ids=lambda card: card.id)
 def test_a_negative_logit_does_not_invert_the_map(mobilenet, shifted, card):
+    skip_unless_runs_on(mobilenet, card)
     """The class with the lowest logit, negative here and positive once every logit is shifted up: its map must
     not turn upside down with the sign of its logit (Ablation-CAM's division by the logit did)."""
     analysis = mobilenet.analyze(two_object_photo("dog.jpg"))
@@ -79,6 +81,7 @@ def test_a_negative_logit_does_not_invert_the_map(mobilenet, shifted, card):
 
 @pytest.mark.parametrize("card", CLASS_SPECIFIC, ids=lambda card: card.id)
 def test_shifting_every_logit_changes_the_map_only_where_the_definition_reads_the_logit(mobilenet, shifted, card):
+    skip_unless_runs_on(mobilenet, card)
     analysis = mobilenet.analyze(two_object_photo("dog.jpg"))
     moved = shifted.analyze(two_object_photo("dog.jpg"))
     for kind, target in photo_classes(analysis, "dog.jpg").items():

@@ -18,7 +18,7 @@ from cam_core import methods
 from cam_core.inputs.examples import load_example
 from cam_core.lessons import lesson
 from cam_core.views.specificity import specificity
-from tests.conftest import CHEAP_LAYER, CHEAP_PYRAMID, ROOT, cheap_settings, count_passes
+from tests.conftest import CHEAP_LAYER, CHEAP_PYRAMID, ROOT, cheap_settings, count_passes, skip_unless_runs_on
 
 TIMEOUT = 300
 SCORE_LAYER = CHEAP_LAYER
@@ -54,8 +54,13 @@ def app(explainer) -> AppTest:
 def open_learn(app: AppTest, method: str) -> AppTest:
     app.session_state["learn_method"] = method
     app.session_state["learn_layer"] = SCORE_LAYER if method == "scorecam" else "features.18"
+    if CARDS[method].cost == "slow" and not CARDS[method].multi_layer:  # SS-CAM, IS-CAM: the cheap layer too
+        app.session_state["learn_layer"] = cheap_settings(CARDS[method])["layer"]
     if cheap_settings(CARDS[method]).get("layers"):
         app.session_state[f"learn_layers_{method}_mobilenet_v2"] = list(CHEAP_PYRAMID)
+    for name, value in cheap_settings(CARDS[method]).items():  # few samples for the many-pass methods
+        if name not in ("layer", "layers"):
+            app.session_state[f"learn_{method}_{name}"] = value
     app.switch_page("pages/learn.py")
     app.run()
     assert not app.exception, app.exception
@@ -65,6 +70,7 @@ def open_learn(app: AppTest, method: str) -> AppTest:
 
 @pytest.mark.parametrize("method", IDS)
 def test_the_page_teaches_every_method(app, explainer, analysis, method):
+    skip_unless_runs_on(explainer, CARDS[method])
     open_learn(app, method)
     expected = lesson(analysis, method, **page_settings(explainer, method))
     headings = [h.value for h in app.subheader]
