@@ -11,6 +11,11 @@ writes to DIR (default artifacts/screenshots/views/):
 5. Channels: the picked channel's overlay with its colour bar;
 6. Evaluate over every bundled example with the default methods: intervals and the pointing columns.
 It prints how long each took. A record for people, never a test.
+
+    python scripts/screenshots.py --all-methods [--out DIR]
+
+instead writes Compare with every method mobilenet_v2 runs, at its default settings, on dog.jpg for the dog (Eskimo
+dog, the top class) and for the bicycle (bicycle-built-for-two): the second one reuses every class-independent pass.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from scripts.dashboard_driver import ARGS, CHROMIUM, choose, no_errors, playwright_api, settle, streamlit_server  # noqa: E402
 
 LINK = "example=dog&class=717"  # darknet's dog.jpg, explained for "pickup"
+DOG_CLASSES = {"dog": 248, "bicycle": 444}  # Eskimo dog (top-1), bicycle-built-for-two
 
 
 def shot(page, out: Path, name: str, started: float) -> None:
@@ -43,11 +49,32 @@ def open_page(page, url: str, path: str, title: str, timeout: float = 300) -> fl
     return started
 
 
+def every_method(out: Path) -> None:
+    """Compare with every method the default model runs, on dog.jpg for the dog and for the bicycle."""
+    from cam_core import Explainer, methods
+
+    explainer = Explainer("mobilenet_v2")
+    ids = ",".join(card.id for card in methods() if not explainer.unmet(card))
+    with streamlit_server("streamlit_screenshots_all.log") as url, playwright_api.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 9000})
+        for name, index in DOG_CLASSES.items():
+            started = open_page(page, url, f"compare?example=dog&class={index}&methods={ids}", "Compare methods",
+                                timeout=3600)
+            shot(page, out, f"compare_all_methods_dog_jpg_{name}.png", started)
+        browser.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "screenshots" / "views")
-    out = parser.parse_args().out
+    parser.add_argument("--all-methods", action="store_true", help="Compare with every method, dog and bicycle")
+    args = parser.parse_args()
+    out = args.out
     out.mkdir(parents=True, exist_ok=True)
+    if args.all_methods:
+        every_method(out)
+        return
     with streamlit_server("streamlit_screenshots.log") as url, playwright_api.sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1500, "height": 3400})

@@ -144,6 +144,6 @@ def param_widget(card: MethodCard, param: Param, prefix: str = "param") -> str |
     if isinstance(param.default, int):
         return st.number_input(label, int(param.minimum), int(param.maximum), param.default, 1, key=key,
                                help=param.help)
-    step = (param.maximum - param.minimum) / 100
+    step = 10.0 ** math.floor(math.log10((param.maximum - param.minimum) / 100))  # a round step: 0.01, not 0.0099
     return st.slider(label, float(param.minimum), float(param.maximum), float(param.default), step, key=key,
                      help=param.help)

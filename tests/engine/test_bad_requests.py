@@ -141,7 +141,7 @@ def test_every_method_leaves_the_shared_model_as_it_was(mobilenet, chelsea, meth
     card = next(card for card in methods() if card.id == method)
     skip_unless_runs_on(mobilenet, card)
     layer = "features.10" if "mask_scores" in card.needs else None
-    few = cheap_settings(card) if "input_scores" in card.needs else {}  # RISE's thousands of passes: a few
+    few = cheap_settings(card)  # RISE's thousands of passes, SS-CAM's samples: a few
     mobilenet.analyze(chelsea).cam(method, target=281, **{**few, "layer": layer})
     after = module_state(shared)
     assert after["types"] == before["types"] and after["inplace"] == before["inplace"]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from cam_core import CamError, methods
-from tests.conftest import count_passes, fresh_analysis, pearson
+from tests.conftest import cheap_settings, count_passes, fresh_analysis, pearson
 
 # The single-layer methods that score masked or ablated inputs, from their cards.
 SLOW_METHODS = tuple(card.id for card in methods()
@@ -24,7 +24,8 @@ CLASS_AGNOSTIC_PASSES = {"scorecam": {"layer": "features.16"}, "groupcam": {"gro
 def test_class_switch_runs_no_model_pass(method, mobilenet, chelsea):
     explainer = mobilenet
     analysis = fresh_analysis(explainer, chelsea)
-    params = CLASS_AGNOSTIC_PASSES.get(method, {})
+    card = next(card for card in methods() if card.id == method)
+    params = CLASS_AGNOSTIC_PASSES.get(method) or cheap_settings(card)
     first = analysis.cam(method, **params)
     head_modules = [step for step in explainer.model.head.steps if isinstance(step, torch.nn.Module)]
     with count_passes(explainer.model.module, explainer.fast_model(), *head_modules) as passes:
