@@ -13,7 +13,7 @@ from cam_core.evaluation.scoring import DEFAULT_STEPS
 from pages.ui.errors import friendly_errors
 from pages.ui.evaluation_views import faithfulness, remembered
 from pages.ui.frame import page
-from pages.ui.sanity_view import sanity_check
+from pages.ui.sanity_view import EDGE, sanity_check
 from pages.ui.state import class_label
 
 DEFAULT_METHODS = ["gradcam", "gradcampp", "layercam", "eigencam", "gradpolycam"]
@@ -32,13 +32,16 @@ def evaluate() -> None:
         return
     explainer, analysis, target = subject
     with friendly_errors():
-        cards = {card.id: card for card in methods()}
+        cards = {card.id: card for card in methods() if not explainer.unmet(card)}
         remembered("evaluate_methods", [i for i in DEFAULT_METHODS if i in cards])
+        st.session_state.evaluate_methods = [i for i in st.session_state.evaluate_methods if i in cards]
         remembered("evaluate_steps", DEFAULT_STEPS)
         remembered("evaluate_baseline", BASELINES[0])
         remembered("evaluate_road", False)
         remembered("evaluate_scope", "image")
         remembered("evaluate_sanity_method", "gradcam")
+        if st.session_state.evaluate_sanity_method not in (*cards, EDGE):
+            st.session_state.evaluate_sanity_method = "gradcam"
         remembered("evaluate_checkpoints", DEFAULT_CHECKPOINTS)
         remembered("evaluate_seeds", DEFAULT_SEEDS)
         st.markdown(f"**Explaining:** {class_label(explainer, analysis, target)}")

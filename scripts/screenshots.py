@@ -12,7 +12,7 @@ writes to DIR (default artifacts/screenshots/views/):
 6. Evaluate over every bundled example with the default methods: intervals and the pointing columns.
 It prints how long each took. A record for people, never a test.
 
-    python scripts/screenshots.py --all-methods [--out DIR]
+    python scripts/screenshots.py --all-methods [--skip ID,...] [--out DIR]
 
 instead writes Compare with every method mobilenet_v2 runs, at its default settings, on dog.jpg for the dog (Eskimo
 dog, the top class) and for the bicycle (bicycle-built-for-two): the second one reuses every class-independent pass.
@@ -49,18 +49,23 @@ def open_page(page, url: str, path: str, title: str, timeout: float = 300) -> fl
     return started
 
 
-def every_method(out: Path) -> None:
-    """Compare with every method the default model runs, on dog.jpg for the dog and for the bicycle."""
+def every_method(out: Path, skip: list[str]) -> None:
+    """Compare with every method the default model runs (but those in skip), on dog.jpg for the dog and for the
+    bicycle."""
     from cam_core import Explainer, methods
 
     explainer = Explainer("mobilenet_v2")
-    ids = ",".join(card.id for card in methods() if not explainer.unmet(card))
+    ids = ",".join(card.id for card in methods() if not explainer.unmet(card) and card.id not in skip)
     with streamlit_server("streamlit_screenshots_all.log") as url, playwright_api.sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1500, "height": 9000})
         for name, index in DOG_CLASSES.items():
             started = open_page(page, url, f"compare?example=dog&class={index}&methods={ids}", "Compare methods",
                                 timeout=3600)
+            maps = page.locator("[data-testid=stMain] [data-testid=stImage]")
+            while maps.count() < len(ids.split(",")) and time.perf_counter() - started < 3600:
+                time.sleep(1)
+            settle(page, timeout=3600)
             shot(page, out, f"compare_all_methods_dog_jpg_{name}.png", started)
         browser.close()
 
@@ -69,11 +74,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "screenshots" / "views")
     parser.add_argument("--all-methods", action="store_true", help="Compare with every method, dog and bicycle")
+    parser.add_argument("--skip", default="", help="with --all-methods: method ids to leave out, comma-separated")
     args = parser.parse_args()
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     if args.all_methods:
-        every_method(out)
+        every_method(out, [name for name in args.skip.split(",") if name])
         return
     with streamlit_server("streamlit_screenshots.log") as url, playwright_api.sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=ARGS)
