@@ -89,7 +89,7 @@ def fullgrad(inputs: CamInputs, scaling: str, align_corners: bool) -> MethodOutp
     """ψ(input gradient × input) plus every biased layer's ψ(bias gradient × bias), upsampled to the input."""
     full = inputs.full_gradients
     parts = fullgrad_parts(full, scaling, align_corners)
-    return MethodOutput(torch.stack(parts).sum(dim=0), rgb=full.input_gradient * full.input)
+    return MethodOutput(torch.stack(parts).sum(dim=0))
 
 
 def fullgrad_parts(full: FullGradients, scaling: str, align_corners: bool) -> list[torch.Tensor]:
