@@ -66,6 +66,22 @@ def trainable_copy(module: torch.nn.Module) -> torch.nn.Module:
     return model.eval()
 
 
+def ours_times(ex: Explainer, picture, method: str, params: dict, classes: list[int], repeats: int
+               ) -> tuple[list[float], list[float]]:
+    """Cold times (fresh Analysis, first map) and class-switch times of an.cam(method, **params)."""
+    cold, switch = [], []
+    for run in range(repeats):
+        ex.cache.clear()
+        gc.collect()
+        an = ex.analyze(picture)
+        cold.append(timed(lambda an=an: an.cam(method, target=classes[0], **params)))
+        other = classes[1 + run % (len(classes) - 1)]
+        switch.append(timed(lambda an=an, other=other: an.cam(method, target=other, **params)))
+    ex.cache.clear()
+    gc.collect()
+    return cold, switch
+
+
 class Row:
     def __init__(self, label: str, model: str):
         self.label, self.model = label, model

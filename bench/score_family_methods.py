@@ -38,7 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from new_methods import median_ms, timed, trainable_copy  # bench/ is the script's own folder
+from new_methods import median_ms, ours_times, timed, trainable_copy  # bench/ is the script's own folder
 from switch import cpu_model, load_average
 
 from cam_core import Explainer
@@ -46,22 +46,6 @@ from cam_core.registry import get_method
 
 FRACTIONS = (0.1, 0.25)
 DOG = Path("/usr/share/darknet/data/dog.jpg")
-
-
-def ours_times(ex: Explainer, picture, method: str, params: dict, classes: list[int], repeats: int
-               ) -> tuple[list[float], list[float]]:
-    """Cold times (fresh Analysis, first map) and class-switch times of an.cam(method, **params)."""
-    cold, switch = [], []
-    for run in range(repeats):
-        ex.cache.clear()
-        gc.collect()
-        an = ex.analyze(picture)
-        cold.append(timed(lambda an=an: an.cam(method, target=classes[0], **params)))
-        other = classes[1 + run % (len(classes) - 1)]
-        switch.append(timed(lambda an=an, other=other: an.cam(method, target=other, **params)))
-    ex.cache.clear()
-    gc.collect()
-    return cold, switch
 
 
 def peer_times(make: Callable[[int], object], classes: list[int], repeats: int) -> tuple[list[float], list[float]]:
