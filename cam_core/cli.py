@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("examples", help="the bundled example photos, one a line: name, description")
     explain = commands.add_parser("explain", help="explain one image with one method")
     explain.add_argument("image", help="an image file, or example:NAME for a bundled photo (see `examples`)")
-    explain.add_argument("--model", default="mobilenet_v2", help="a model name from models.yaml")
+    model_arguments(explain)
     explain.add_argument("--method", default="gradcam", help="a method id (see `methods`)")
     explain.add_argument("--target", help="class index or name (default: the top-1 class)")
     explain.add_argument("--layer", help="target layer, a module name (default: the model's)")
@@ -38,7 +38,6 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="a method parameter (repeatable)"
     )
-    explain.add_argument("--weights", help="your own weights: a safetensors or state_dict file")
     explain.add_argument("--sign", default="positive", choices=("positive", "negative"))
     explain.add_argument("--out", required=True, help="the .npz to write: saliency, raw, target, probs")
     explain.add_argument("--png", help="also write the overlay as a PNG")
@@ -78,6 +77,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model, --model-file and --weights: which model explains (every command that explains takes them)."""
+    parser.add_argument("--model", help="a model name from models.yaml (default: mobilenet_v2, or the first entry "
+                        "of --model-file)")
+    parser.add_argument("--model-file", metavar="YAML", help="a models.yaml of yours, such as the fragment the "
+                        "dashboard's Your model panel downloads")
+    parser.add_argument("--weights", help="your own weights: a safetensors or state_dict file")
+
+
+def model_explainer(args: argparse.Namespace):
+    """The Explainer that --model, --model-file and --weights name."""
+    from cam_core.engine.explainer import Explainer
+    from cam_core.models.specs import read_specs
+
+    name = args.model
+    if name is None:
+        name = next(iter(read_specs(Path(args.model_file)))) if args.model_file else "mobilenet_v2"
+    return Explainer(name, weights=args.weights, models_file=args.model_file)
+
+
 def _models() -> None:
     from cam_core.models.specs import read_specs
 
@@ -104,7 +123,6 @@ def _examples() -> None:
 
 
 def _explain(args: argparse.Namespace) -> None:
-    from cam_core.engine.explainer import Explainer
     from cam_core.inputs.examples import load_example
     from cam_core.inputs.images import load_image
     from cam_core.registry import get_method
@@ -112,7 +130,7 @@ def _explain(args: argparse.Namespace) -> None:
 
     prefix = "example:"
     image = load_example(args.image[len(prefix) :]) if args.image.startswith(prefix) else load_image(args.image)
-    explainer = Explainer(args.model, weights=args.weights)
+    explainer = model_explainer(args)
     analysis = explainer.analyze(image)
     target = None if args.target is None else explainer.class_index(args.target)
     params = _parse_params(get_method(args.method).card, args.param)

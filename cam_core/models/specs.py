@@ -44,7 +44,7 @@ class ModelSpec:
     architecture: str
     weights: dict[str, Any]
     preprocessing: Preprocessing
-    labels: str
+    labels: str | tuple[str, ...]  # a label set's name (imagenet1k) or the class names themselves
     target_layer: str
     head: tuple[str, ...]
     layers: tuple[str, ...] = ()
@@ -64,6 +64,54 @@ def models_file() -> Path:
     return Path(os.environ.get("CAM_MODELS_FILE", DEFAULT_MODELS_FILE))
 
 
+def spec_from_entry(name: str, entry: dict[str, Any], base_dir: Path = DEFAULT_MODELS_FILE.parent) -> ModelSpec:
+    """The ModelSpec of one models.yaml entry (a mapping as YAML gives it); a CamError names what is missing."""
+    try:
+        labels = entry.get("labels", "imagenet1k")
+        return ModelSpec(
+            name=name,
+            title=entry.get("title", name),
+            source=entry["source"],
+            architecture=entry["architecture"],
+            weights=entry.get("weights") or {},
+            preprocessing=Preprocessing(**entry["preprocessing"]),
+            labels=labels if isinstance(labels, str) else tuple(str(label) for label in labels),
+            target_layer=entry["target_layer"],
+            head=tuple(entry.get("head") or ()),
+            layers=tuple(entry.get("layers", ())),
+            pyramid=tuple(entry.get("pyramid", ())),
+            layout=entry.get("layout", "nchw"),
+            kwargs=entry.get("kwargs") or {},
+            base_dir=base_dir,
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise CamError(f"models.yaml entry {name!r} is incomplete: {exc}") from exc
+
+
+def spec_entry(spec: ModelSpec) -> dict[str, Any]:
+    """spec as a models.yaml entry (plain lists and mappings; spec_from_entry reads it back to an equal spec)."""
+    entry: dict[str, Any] = {
+        "title": spec.title,
+        "source": spec.source,
+        "architecture": spec.architecture,
+        "weights": dict(spec.weights),
+        "preprocessing": {
+            "input_size": spec.preprocessing.input_size,
+            "mean": list(spec.preprocessing.mean),
+            "std": list(spec.preprocessing.std),
+            "interpolation": spec.preprocessing.interpolation,
+        },
+        "labels": spec.labels if isinstance(spec.labels, str) else list(spec.labels),
+        "target_layer": spec.target_layer,
+    }
+    optional = {"head": list(spec.head), "layers": list(spec.layers), "pyramid": list(spec.pyramid),
+                "kwargs": dict(spec.kwargs)}
+    entry.update({key: value for key, value in optional.items() if value})
+    if spec.layout != "nchw":
+        entry["layout"] = spec.layout
+    return entry
+
+
 def read_specs(path: Path | None = None) -> dict[str, ModelSpec]:
     """All entries of a models.yaml, by name."""
     path = Path(path) if path else models_file()
@@ -71,28 +119,7 @@ def read_specs(path: Path | None = None) -> dict[str, ModelSpec]:
         table = yaml.safe_load(path.read_text())["models"]
     except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
         raise CamError(f"cannot read the model table {path}: {exc}") from exc
-    specs = {}
-    for name, entry in table.items():
-        try:
-            specs[name] = ModelSpec(
-                name=name,
-                title=entry.get("title", name),
-                source=entry["source"],
-                architecture=entry["architecture"],
-                weights=entry.get("weights") or {},
-                preprocessing=Preprocessing(**entry["preprocessing"]),
-                labels=entry.get("labels", "imagenet1k"),
-                target_layer=entry["target_layer"],
-                head=tuple(entry.get("head") or ()),
-                layers=tuple(entry.get("layers", ())),
-                pyramid=tuple(entry.get("pyramid", ())),
-                layout=entry.get("layout", "nchw"),
-                kwargs=entry.get("kwargs") or {},
-                base_dir=path.parent,
-            )
-        except (KeyError, TypeError) as exc:
-            raise CamError(f"models.yaml entry {name!r} is incomplete: {exc}") from exc
-    return specs
+    return {name: spec_from_entry(name, entry, path.parent) for name, entry in table.items()}
 
 
 def embedded_model_names(specs: dict[str, ModelSpec] | None = None) -> list[str]:
