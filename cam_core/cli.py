@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cam_core.cli_options import ProgressLine, model_arguments, model_explainer, parse_params
 from cam_core.errors import CamError
 from cam_core.evaluation.metrics import BASELINES
 from cam_core.evaluation.scoring import DEFAULT_BASELINE, DEFAULT_STEPS
@@ -31,18 +32,28 @@ def build_parser() -> argparse.ArgumentParser:
     explain = commands.add_parser("explain", help="explain one image with one method")
     explain.add_argument("image", help="an image file, or example:NAME for a bundled photo (see `examples`)")
     model_arguments(explain)
-    explain.add_argument("--method", default="gradcam", help="a method id (see `methods`)")
+    explain.add_argument("--method", help="a method id (see `methods`; default: gradcam)")
     explain.add_argument("--target", help="class index or name (default: the top-1 class)")
     explain.add_argument("--layer", help="target layer, a module name (default: the model's)")
     explain.add_argument("--layers", help="multi-layer methods: comma-separated layers, shallow to deep")
     explain.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE", help="a method parameter (repeatable)"
     )
-    explain.add_argument("--sign", default="positive", choices=("positive", "negative"))
-    explain.add_argument("--out", required=True, help="the .npz to write: saliency, raw, target, probs")
+    explain.add_argument("--sign", choices=("positive", "negative"), help="evidence for the class (positive, the "
+                         "default) or against it")
+    explain.add_argument("--manifest", metavar="JSON", help="re-run the map a manifest.json (or a download's zip) "
+                         "records: model, method, class, layers, sign and parameters come from it (--weights: your "
+                         "own weights it was made with)")
+    explain.add_argument("--item", type=int, default=0, metavar="N", help="with --manifest: which of its maps "
+                         "(default: the first)")
+    explain.add_argument("--out", required=True, help="the .npz to write: saliency, raw, target, probs (and "
+                         "NAME.manifest.json next to it)")
     explain.add_argument("--png", help="also write the overlay as a PNG")
     explain.add_argument("--alpha", type=float, default=0.5, help="opacity of the map in the PNG")
     explain.add_argument("--colormap", default=COLORMAPS[0], choices=COLORMAPS)
+    from cam_core.figures.command import add_parser as add_figure_parser
+
+    add_figure_parser(commands)
     evaluate = commands.add_parser(
         "evaluate",
         help="score methods' maps on every image of a folder (deletion, insertion, drop, pointing, sparsity) into a "
@@ -77,26 +88,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model, --model-file and --weights: which model explains (every command that explains takes them)."""
-    parser.add_argument("--model", help="a model name from models.yaml (default: mobilenet_v2, or the first entry "
-                        "of --model-file)")
-    parser.add_argument("--model-file", metavar="YAML", help="a models.yaml of yours, such as the fragment the "
-                        "dashboard's Your model panel downloads")
-    parser.add_argument("--weights", help="your own weights: a safetensors or state_dict file")
-
-
-def model_explainer(args: argparse.Namespace):
-    """The Explainer that --model, --model-file and --weights name."""
-    from cam_core.engine.explainer import Explainer
-    from cam_core.models.specs import read_specs
-
-    name = args.model
-    if name is None:
-        name = next(iter(read_specs(Path(args.model_file)))) if args.model_file else "mobilenet_v2"
-    return Explainer(name, weights=args.weights, models_file=args.model_file)
-
-
 def _models() -> None:
     from cam_core.models.specs import read_specs
 
@@ -125,18 +116,15 @@ def _examples() -> None:
 def _explain(args: argparse.Namespace) -> None:
     from cam_core.inputs.examples import load_example
     from cam_core.inputs.images import load_image
-    from cam_core.registry import get_method
+    from cam_core.provenance.manifest import manifest, write_manifest
     from cam_core.render.pictures import result_picture
 
     prefix = "example:"
     image = load_example(args.image[len(prefix) :]) if args.image.startswith(prefix) else load_image(args.image)
-    explainer = model_explainer(args)
+    explainer, result = _from_manifest(args, image) if args.manifest else _from_options(args, image)
     analysis = explainer.analyze(image)
-    target = None if args.target is None else explainer.class_index(args.target)
-    params = _parse_params(get_method(args.method).card, args.param)
-    layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
-    result = analysis.cam(args.method, target=target, layer=args.layer, sign=args.sign, layers=layers, **params)
     out = Path(args.out)
+    out = out if out.suffix == ".npz" else out.with_name(f"{out.name}.npz")  # the name np.savez writes
     np.savez(
         out,
         saliency=result.saliency,
@@ -150,19 +138,54 @@ def _explain(args: argparse.Namespace) -> None:
             analysis.image, result.saliency, result.raw, "overlay", args.alpha, args.colormap, result.rgb
         )
         picture.save(args.png)
+    png = {"png": Path(args.png).name, "alpha": args.alpha, "colormap": args.colormap} if args.png else {}
+    record = manifest(explainer, "cli-explain", [analysis.image], [result], names=[args.image],
+                      outputs={"npz": out.name, **png})
+    written = write_manifest(out, record, [args.png] if args.png else [])
     print(
         f"{result.method} for {result.target} {result.label} (p={result.probability:.3f}) at "
         f"{', '.join(result.layers)}: "
-        f"{out}{' and ' + args.png if args.png else ''}"
+        f"{out}{' and ' + args.png if args.png else ''}, manifest {written}"
         + (f"; note: {result.note}" if result.note else "")
     )
+
+
+def _from_options(args: argparse.Namespace, image):
+    """The Explainer and map that --model, --method, --target, --layer(s), --sign and --param name."""
+    from cam_core.registry import get_method
+
+    explainer = model_explainer(args)
+    method = args.method or "gradcam"
+    target = None if args.target is None else explainer.class_index(args.target)
+    params = parse_params(get_method(method).card, args.param)
+    layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
+    result = explainer.analyze(image).cam(method, target=target, layer=args.layer, sign=args.sign or "positive",
+                                          layers=layers, **params)
+    return explainer, result
+
+
+def _from_manifest(args: argparse.Namespace, image):
+    """The Explainer and map a manifest records, re-run on image (with --weights where given), on the torch thread
+    count it was made with (which the map's last bits depend on)."""
+    import torch
+
+    from cam_core.provenance.manifest import read_manifest, rebuild, reproduce
+
+    given = [f"--{name.replace('_', '-')}" for name in ("model", "model_file", "method", "target", "layer", "layers",
+                                                        "param", "sign") if getattr(args, name)]
+    if given:
+        raise CamError(f"--manifest gives the model and the map; drop {', '.join(given)}")
+    record = read_manifest(args.manifest)
+    torch.set_num_threads(int(record.get("torch_threads") or torch.get_num_threads()))
+    explainer = rebuild(record, args.weights)
+    return explainer, reproduce(record, image, item=args.item, explainer=explainer)
 
 
 def _evaluate(args: argparse.Namespace) -> None:
     from cam_core.evaluation.batch import evaluate_folder
 
     methods = [method.strip() for method in args.methods.split(",") if method.strip()]
-    bar = _ProgressLine()
+    bar = ProgressLine()
     try:
         summary = evaluate_folder(
             args.folder,
@@ -186,61 +209,34 @@ def _evaluate(args: argparse.Namespace) -> None:
     finally:
         bar.end()
     print(summary.table())
+    written = _evaluation_manifest(args, methods, summary.out)
     sys.stderr.write(
         f"{summary.evaluated} images evaluated, {summary.resumed} already in {summary.out}, "
-        f"in {summary.seconds:.1f} s\n"
+        f"in {summary.seconds:.1f} s; manifest {written}\n"
     )
 
 
-class _ProgressLine:
-    """A progress bar on one updating stderr line: `[ 3/10] 30% cat.jpg`."""
+def _evaluation_manifest(args: argparse.Namespace, methods: list[str], out: Path) -> Path:
+    """The manifest of an evaluation next to its CSV: the model, every readable image of the folder, the methods at
+    their defaults and the settings."""
+    from cam_core.engine.explainer import Explainer
+    from cam_core.errors import ImageError
+    from cam_core.evaluation.batch import image_files
+    from cam_core.inputs.images import load_image
+    from cam_core.provenance.manifest import manifest, method_defaults, write_manifest
 
-    def __init__(self) -> None:
-        self.width = 0
-
-    def __call__(self, done: int, total: int, name: str) -> None:
-        digits = len(str(total))
-        line = f"[{done:>{digits}}/{total}] {100 * done / total:.0f}% {name}"
-        sys.stderr.write("\r" + line.ljust(self.width))
-        sys.stderr.flush()
-        self.width = len(line)
-
-    def end(self) -> None:
-        """Move past the bar, if one was drawn."""
-        if self.width:
-            sys.stderr.write("\n")
-            self.width = 0
-
-
-def _parse_params(card, pairs: list[str]) -> dict[str, object]:
-    """NAME=VALUE pairs typed after the parameter's default (numbers, true/false, or text)."""
-    known = {param.name: param for param in card.params}
-    params: dict[str, object] = {}
-    for pair in pairs:
-        name, sep, text = pair.partition("=")
-        if not sep:
-            raise CamError(f"--param wants NAME=VALUE, not {pair!r}")
-        param = known.get(name.strip())
-        if param is None:
-            valid = ", ".join(known) or "none"
-            raise CamError(f"method {card.id} has no parameter {name.strip()!r}; its parameters: {valid}")
-        text = text.strip()
+    root = Path(args.folder)
+    images, names = [], []
+    for path in image_files(root):
         try:
-            if isinstance(param.default, bool):
-                if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError(text)
-                value: object = text.lower() in ("true", "1", "yes")
-            elif isinstance(param.default, int):
-                value = int(text)
-            elif isinstance(param.default, float):
-                value = float(text)
-            else:
-                value = text
-        except ValueError:
-            kind = "true or false" if isinstance(param.default, bool) else type(param.default).__name__
-            raise CamError(f"{card.id}: {name.strip()} must be {kind}, not {text!r}") from None
-        params[param.name] = value
-    return params
+            images.append(load_image(path))
+        except (ImageError, OSError):
+            continue
+        names.append(path.relative_to(root).as_posix())
+    settings = {"steps": args.steps, "baseline": args.baseline, "road": args.road, "labels_csv": args.labels,
+                "boxes_csv": args.boxes, "threads": args.threads}
+    return write_manifest(out, manifest(Explainer(args.model), "cli-evaluate", images, [], names=names,
+                                        methods=method_defaults(methods), **settings))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -255,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
             _examples()
         elif args.command == "evaluate":
             _evaluate(args)
+        elif args.command == "figure":
+            from cam_core.figures.command import run as run_figure
+
+            run_figure(args)
         else:
             _explain(args)
     except CamError as exc:

@@ -10,6 +10,7 @@ from PIL import Image
 from streamlit.delta_generator import DeltaGenerator
 
 from cam_core import Analysis, CamError, CamResult, Explainer, MethodCard, methods
+from cam_core.provenance.manifest import manifest, zip_with_manifest
 from cam_core.registry import default_grid
 from cam_core.render.colourbar import difference_view, map_view, shared_top
 from cam_core.render.pictures import COLORMAPS, npy_bytes, png_bytes
@@ -45,17 +46,37 @@ class Look(NamedTuple):
                         result.rgb, result.sign, top)
 
 
-def about(card: MethodCard, picture: Image.Image, raw: np.ndarray, stem: str) -> None:
-    """The method's card and its map's downloads (the picture with its colour bar; the raw signed map), in a
-    popover under its map."""
+class Shown(NamedTuple):
+    """What a download's manifest says of the maps besides the maps themselves: the analysis (model and image), the
+    image's name and how the maps are drawn."""
+
+    analysis: Analysis
+    name: str | None
+    look: Look
+
+    def zip(self, kind: str, files: dict[str, bytes], results: list[CamResult], **extra: object) -> bytes:
+        """One zip of files and the manifest of the maps they show (model, image, methods, settings, versions) and
+        of how they are drawn."""
+        look = self.look
+        drawn = {"view": look.view, "alpha": look.alpha, "colormap": look.colormap, "shared_scale": look.shared}
+        record = manifest(self.analysis.explainer, kind, [self.analysis.image], results, names=[self.name],
+                          drawn=drawn, **extra)
+        return zip_with_manifest(files, record)
+
+
+def about(card: MethodCard, shown: Shown, result: CamResult, picture: Image.Image, stem: str) -> None:
+    """The method's card and its map's downloads (the picture with its colour bar; the raw signed map), each in a
+    zip with its manifest, in a popover under its map."""
     with st.popover("About · download", icon=":material/school:", width="stretch"):
         method_card(card)
         left, right = st.columns(2)
-        left.download_button("Map as PNG", data=lambda: png_bytes(picture), file_name=f"{stem}.png", mime="image/png",
+        left.download_button("Map as PNG (zip with manifest)", file_name=f"{stem}_png.zip", mime="application/zip",
+                             data=lambda: shown.zip("map", {f"{stem}.png": png_bytes(picture)}, [result]),
                              key=f"png_{stem}", on_click="ignore", icon=":material/download:", width="stretch")
-        right.download_button("Raw map as NPY", data=lambda: npy_bytes(raw), file_name=f"{stem}.npy",
-                              mime="application/octet-stream", key=f"npy_{stem}", on_click="ignore",
-                              icon=":material/download:", width="stretch")
+        right.download_button("Raw map as NPY (zip with manifest)", file_name=f"{stem}_npy.zip",
+                              mime="application/zip",
+                              data=lambda: shown.zip("map", {f"{stem}.npy": npy_bytes(result.raw)}, [result]),
+                              key=f"npy_{stem}", on_click="ignore", icon=":material/download:", width="stretch")
 
 
 def method_settings(explainer: Explainer, chosen: list[str], cards: dict[str, MethodCard]) -> dict[str, dict]:
@@ -139,6 +160,7 @@ class Grid:
         self.results: dict[tuple[str, int], CamResult | CamError] = {}
         self.pictures: list[Image.Image] = []
         self.titles: list[str] = []
+        self.maps: list[CamResult] = []
         self.pending: list[tuple[DeltaGenerator, MethodCard, CamResult, int]] = []
 
     def sign(self, method_id: str) -> str:
@@ -156,6 +178,10 @@ class Grid:
             except CamError as exc:
                 self.results[key] = exc
         return self.results[key]
+
+    def shown(self) -> Shown:
+        """The analysis, the image's name and the look, for the manifests of the downloads."""
+        return Shown(self.analysis, st.session_state.get("image_name"), self.look)
 
     def keep(self, picture: Image.Image, title: str) -> None:
         self.pictures.append(picture)
@@ -198,7 +224,8 @@ def draw_cell(grid: Grid, method_id: str, class_index: int, other: int, top_of: 
         st.caption(f":material/info: {card.name}'s raw map is ≥ 0 by construction, so only red can appear")
     grid.pending.append((st.empty(), card, result, other))
     grid.keep(picture, f"{card.name} · {analysis.explainer.labels[class_index]}")
-    about(card, picture, result.raw, f"{method_id}_{class_index}_{look.sign}")
+    grid.maps.append(result)
+    about(card, grid.shown(), result, picture, f"{method_id}_{class_index}_{look.sign}")
 
 
 def draw_grid(grid: Grid, targets: list[int], chosen: list[str]) -> None:
@@ -295,10 +322,12 @@ def compare() -> None:
         if len(pair) == 2:
             method_difference(grid, targets, pair)
         if grid.pictures:
-            pictures, titles = grid.pictures, grid.titles
-            st.download_button("Download the whole grid (PNG)",
-                               data=lambda: png_bytes(grid_sheet(pictures, titles, columns=COLUMNS)),
-                               file_name="cam_grid.png", mime="image/png", on_click="ignore",
+            pictures, titles, maps, shown = grid.pictures, grid.titles, grid.maps, grid.shown()
+            st.download_button("Download the whole grid (PNG, zip with manifest)",
+                               data=lambda: shown.zip(
+                                   "grid", {"cam_grid.png": png_bytes(grid_sheet(pictures, titles, columns=COLUMNS))},
+                                   maps, pictures=titles, columns=COLUMNS),
+                               file_name="cam_grid.zip", mime="application/zip", on_click="ignore",
                                icon=":material/grid_on:", key="grid_png")
         elif not chosen:
             st.info("Choose at least one method.", icon=":material/touch_app:")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
@@ -33,6 +33,7 @@ from cam_core.evaluation.scoring import PROTOCOLS, MapScores, protocol, score_ma
 from cam_core.evaluation.sparsity import entropy, gini
 from cam_core.inputs.examples import examples, load_example
 from cam_core.inputs.images import load_image
+from cam_core.provenance.manifest import manifest
 from pages.ui.resources import result_store
 from pages.ui.state import UPLOAD_TYPES
 from pages.ui.widgets import ProgressLine, progress_callback
@@ -234,8 +235,19 @@ def upload_items(explainer: Explainer) -> list[Item]:
     return items
 
 
-def manifest(explainer: Explainer, items: Sequence[Item], chosen: Sequence[str], cards: dict[str, MethodCard],
-             settings: Settings) -> dict[str, object]:
+def evaluation_manifest(explainer: Explainer, items: Sequence[Item], entries: Mapping[tuple[str, str], Scored],
+                        chosen: Sequence[str], cards: dict[str, MethodCard], settings: Settings) -> dict[str, object]:
+    """The manifest of the per-image rows: the model, each image, each scored map (taken from the images'
+    analyses) and, in its extra, the settings (settings_record)."""
+    scored = [(position, item, m) for position, item in enumerate(items) for m in chosen if (item.name, m) in entries]
+    maps = [item.analysis.cam(m, target=item.target) for _, item, m in scored]
+    return manifest(explainer, "evaluation", [item.analysis.image for item in items], maps,
+                    names=[item.name for item in items], image_of=[position for position, _, _ in scored],
+                    settings=settings_record(explainer, items, chosen, cards, settings))
+
+
+def settings_record(explainer: Explainer, items: Sequence[Item], chosen: Sequence[str], cards: dict[str, MethodCard],
+                    settings: Settings) -> dict[str, object]:
     """The settings behind the per-image rows: model, weights, layer, steps, baseline, methods and their
     parameters, the images with their classes and boxes, the interval, the library version and the date."""
     try:

@@ -4,21 +4,20 @@ manifest of settings to download."""
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import streamlit as st
 
 from cam_core import Analysis, Explainer, MethodCard
 from cam_core.evaluation.metrics import BASELINES
 from cam_core.evaluation.scoring import PROTOCOLS, protocol
+from cam_core.provenance.manifest import zip_with_manifest
 from pages.ui.box_picker import box_picker, current_boxes
 from pages.ui.evaluation_scores import (
     Item,
     Scored,
     Settings,
+    evaluation_manifest,
     example_items,
-    manifest,
     scored_rows,
     upload_items,
 )
@@ -149,16 +148,17 @@ def many_images(rows: pd.DataFrame, settings: Settings) -> None:
                      width="stretch", key="evaluate_rows")
 
 
-def downloads(explainer: Explainer, rows: pd.DataFrame, items: list[Item], chosen: list[str],
-              cards: dict[str, MethodCard], settings: Settings) -> None:
-    """The per-image rows as CSV and the manifest of settings as JSON."""
+def downloads(explainer: Explainer, rows: pd.DataFrame, items: list[Item], entries: dict[tuple[str, str], Scored],
+              chosen: list[str], cards: dict[str, MethodCard], settings: Settings) -> None:
+    """The per-image rows as CSV in one zip with the manifest: the model, images and scored maps, with the
+    settings behind the rows (its extra)."""
     stem = f"evaluation_{explainer.name}_{len(items)}images_{settings.steps}steps_{settings.baseline}"
-    left, right, _ = st.columns([1, 1, 2])
-    left.download_button("Per-image rows (CSV)", data=rows.to_csv(index=False).encode(), file_name=f"{stem}.csv",
-                         mime="text/csv", on_click="ignore", icon=":material/download:", key="evaluate_csv")
-    right.download_button("Manifest of settings (JSON)", mime="application/json", on_click="ignore",
-                          data=json.dumps(manifest(explainer, items, chosen, cards, settings), indent=2).encode(),
-                          file_name=f"{stem}_manifest.json", icon=":material/download:", key="evaluate_manifest")
+    csv = rows.to_csv(index=False).encode()
+    st.download_button("Per-image rows as CSV (zip with manifest)", file_name=f"{stem}.zip", mime="application/zip",
+                       data=lambda: zip_with_manifest({f"{stem}.csv": csv},
+                                                      evaluation_manifest(explainer, items, entries, chosen, cards,
+                                                                          settings)),
+                       on_click="ignore", icon=":material/download:", key="evaluate_csv")
 
 
 def faithfulness(explainer: Explainer, analysis: Analysis, target: int, cards: dict[str, MethodCard]) -> None:
@@ -186,4 +186,4 @@ def faithfulness(explainer: Explainer, analysis: Analysis, target: int, cards: d
     else:
         many_images(rows, settings)
     st.markdown(protocol_lines(settings))
-    downloads(explainer, rows, items, chosen, cards, settings)
+    downloads(explainer, rows, items, entries, chosen, cards, settings)

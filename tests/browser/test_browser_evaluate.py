@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -112,16 +113,19 @@ def test_every_example_gives_intervals_and_the_rows_download_with_the_manifest(t
     tab.screenshot(path=str(ISSUE_SHOTS / "evaluate_all_examples.png"), full_page=True)
 
     with tab.expect_download() as got:
-        tab.get_by_role("button", name="Per-image rows (CSV)").click()
-    rows = list(csv.DictReader(io.StringIO(Path(got.value.path()).read_text())))
+        tab.get_by_role("button", name="Per-image rows as CSV (zip with manifest)").click()
+    with zipfile.ZipFile(got.value.path()) as archive:
+        (name,) = [name for name in archive.namelist() if name.endswith(".csv")]
+        rows = list(csv.DictReader(io.StringIO(archive.read(name).decode())))
+        record = json.loads(archive.read("manifest.json"))
     assert len(rows) == 2 * len(examples())
     assert {row["method"] for row in rows} == {"Grad-CAM", "Eigen-CAM"}
     assert {"deletion_auc", "insertion_auc", "pointing_percent", "energy_pointing_percent", "gini"} <= set(rows[0])
-    with tab.expect_download() as got:
-        tab.get_by_role("button", name="Manifest of settings (JSON)").click()
-    manifest = json.loads(Path(got.value.path()).read_text())
+    assert len(record["images"]) == len(record["extra"]["settings"]["images"]) == len(examples())
+    assert len(record["maps"]) == 2 * len(examples()) and name in record["files"]
+    manifest = record["extra"]["settings"]
     assert manifest["model"] == "mobilenet_v2" and manifest["steps"] == 5 and manifest["baseline"] == "rise"
-    assert set(manifest["methods"]) == {"gradcam", "eigencam"} and len(manifest["images"]) == len(examples())
+    assert set(manifest["methods"]) == {"gradcam", "eigencam"}
     assert manifest["cam_core_version"] and manifest["date"] and manifest["layer"] == "features.18"
 
 

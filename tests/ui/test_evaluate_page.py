@@ -196,7 +196,7 @@ def test_every_example_gives_means_with_intervals_and_the_rows(mobilenet):
     assert pointing.loc[0, "Images"] == with_boxes.sum() >= len(examples()) - 1
     assert "Best, where the 95 % intervals separate: Deletion AUC:" in texts(app)
     labels = [b.label for b in app.get("download_button")]
-    assert labels == ["Per-image rows (CSV)", "Manifest of settings (JSON)"], labels
+    assert labels == ["Per-image rows as CSV (zip with manifest)"], labels
 
     dog = grad[grad["image"] == "dog"].iloc[0]
     analysis = mobilenet.analyze(load_example("dog"))
