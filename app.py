@@ -8,6 +8,7 @@ import streamlit as st
 from pages.ui.errors import friendly_errors
 from pages.ui.frame import page
 from pages.ui.state import (
+    IMAGE_UPLOAD_MB,
     UPLOAD_TYPES,
     Subject,
     class_label,
@@ -66,6 +67,7 @@ def home() -> None:
         upload_tab, example_tab = st.tabs([":material/upload: Upload", ":material/photo_library: Examples"])
         with upload_tab:
             st.file_uploader(f"An image of your own ({', '.join(UPLOAD_TYPES)})", key="upload", on_change=on_upload,
+                             max_upload_size=IMAGE_UPLOAD_MB,
                              help="Any other file is refused with a message; an animation is explained by its "
                              "first frame.")
         with example_tab:

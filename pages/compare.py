@@ -20,9 +20,10 @@ from cam_core.views.difference import describe, difference
 from cam_core.views.specificity import specificity
 from pages.ui.errors import friendly_errors
 from pages.ui.frame import page
+from pages.ui.method_settings import method_settings
 from pages.ui.resources import GRID_TURNS
 from pages.ui.state import class_label, class_labels
-from pages.ui.widgets import ProgressLine, format_seconds, method_card, param_widget, progress_callback, stack_choices
+from pages.ui.widgets import ProgressLine, format_seconds, method_card, progress_callback
 
 COLUMNS = 4
 VIEW_LABELS = {"overlay": "Overlay on the image", "map": "Map only", "signed": "Signed map (red for, blue against)"}
@@ -77,38 +78,6 @@ def about(card: MethodCard, shown: Shown, result: CamResult, picture: Image.Imag
                               mime="application/zip",
                               data=lambda: shown.zip("map", {f"{stem}.npy": npy_bytes(result.raw)}, [result]),
                               key=f"npy_{stem}", on_click="ignore", icon=":material/download:", width="stretch")
-
-
-def method_settings(explainer: Explainer, chosen: list[str], cards: dict[str, MethodCard]) -> dict[str, dict]:
-    """An expander with the chosen methods' parameters and their layer (multi-layer methods: their layers). Vanilla
-    CAM has no layer to choose: it exists only at the layer the classifier follows; nor have the attention methods,
-    which read every block."""
-    settings: dict[str, dict] = {}
-    tunable = [cards[i] for i in chosen
-               if cards[i].params or not ("class_weights" in cards[i].needs or cards[i].reads_every_block)]
-    if not tunable:
-        return settings
-    order = stack_choices(explainer)
-    deepest_first = explainer.model.layer_choices()[::-1]
-    with st.expander("Method settings", icon=":material/tune:"):
-        columns = st.columns(min(3, len(tunable)))
-        for position, card in enumerate(tunable):
-            with columns[position % len(columns)]:
-                st.markdown(f"**{card.name}**")
-                values = {param.name: param_widget(card, param) for param in card.params}
-                if card.multi_layer:
-                    default = explainer.model.pyramid() if card.pyramid_by_default else [explainer.default_layer]
-                    picked = st.multiselect("layers", order, default=default,
-                                            key=f"layers_{card.id}_{explainer.name}",
-                                            help="Shallow layers add detail, deep layers class evidence; "
-                                            "maps are fused at the finest layer's resolution.")
-                    values["layers"] = sorted(picked, key=order.index) or None
-                elif "class_weights" not in card.needs and not card.reads_every_block:
-                    values["layer"] = st.selectbox("layer", deepest_first, key=f"layer_{card.id}_{explainer.name}",
-                                                   help="Deeper layers: coarser maps, more class-specific channels; "
-                                                   "for methods of one pass per channel, fewer channels are faster.")
-                settings[card.id] = values
-    return settings
 
 
 def controls(explainer: Explainer, analysis: Analysis, chosen: list[str],

@@ -25,8 +25,9 @@ from cam_core.provenance.manifest import manifest, zip_with_manifest
 from cam_core.render.pictures import COLORMAPS
 from pages.ui.errors import error_text, friendly_errors
 from pages.ui.frame import page
+from pages.ui.method_settings import method_settings
 from pages.ui.resources import GRID_TURNS
-from pages.ui.state import UPLOAD_TYPES, class_labels, example_label, example_names
+from pages.ui.state import IMAGE_UPLOAD_MB, UPLOAD_TYPES, class_labels, example_label, example_names
 from pages.ui.widgets import ProgressLine
 
 ROWS = "figure_rows"  # session_state: the figure's rows, each a dict of id, image, name and target (None: top-1)
@@ -89,7 +90,8 @@ def adding(explainer: Explainer, labels: list[str], target: int) -> None:
     with upload_tab:
         st.file_uploader(f"Images of your own ({', '.join(UPLOAD_TYPES)})", accept_multiple_files=True,
                          key=f"figure_upload_{st.session_state.get('figure_upload_round', 0)}",
-                         on_change=on_uploads, help="Each image becomes a row, explained for its top-1 class.")
+                         on_change=on_uploads, max_upload_size=IMAGE_UPLOAD_MB,
+                         help="Each image becomes a row, explained for its top-1 class.")
         for message in st.session_state.get("figure_refused", []):
             st.error(f"{message}. It was not added.", icon=":material/broken_image:")
     with example_tab:
@@ -146,7 +148,7 @@ def layout_options() -> Layout:
                   raw_column=raw, colorbar=colorbar, titles=titles, image_names=names, dpi=int(dpi))
 
 
-def figure_maps(explainer: Explainer, chosen: list[str]) -> FigureMaps:
+def figure_maps(explainer: Explainer, columns: list[Column]) -> FigureMaps:
     """Every cell's map from the rows' cached Analyses, with one progress bar for the whole figure."""
     progress = ProgressLine("Computing the figure…")
 
@@ -155,7 +157,7 @@ def figure_maps(explainer: Explainer, chosen: list[str]) -> FigureMaps:
 
     with progress.queue(), GRID_TURNS.slot():
         maps = compute_maps(explainer, [Row(r["image"], r["name"], r["target"]) for r in rows()],
-                            [Column(method) for method in chosen], step)
+                            columns, step)
     progress.empty()
     return maps
 
@@ -168,9 +170,9 @@ def record(explainer: Explainer, maps: FigureMaps, layout: Layout, fmt: str) -> 
                     figure={"layout": layout.record(), "format": fmt, **maps.record()})
 
 
-def preview_png(explainer: Explainer, maps: FigureMaps, layout: Layout, chosen: list[str]) -> bytes:
-    """The figure as PNG, drawn again only when the rows, methods, model or layout change."""
-    key = (explainer.name, tuple((r["id"], r["target"]) for r in rows()), tuple(chosen), layout)
+def preview_png(explainer: Explainer, maps: FigureMaps, layout: Layout) -> bytes:
+    """The figure as PNG, drawn again only when the rows, methods (or their settings), model or layout change."""
+    key = (explainer.name, tuple((r["id"], r["target"]) for r in rows()), maps.columns, layout)
     kept = st.session_state.get("figure_preview")
     if kept is None or kept[0] != key:
         with st.spinner("Drawing the figure…"):
@@ -211,16 +213,17 @@ def figure() -> None:
                                 key="figure_methods", format_func=lambda i: cards[i].name,
                                 help="Methods that run many model passes (Score-CAM and its family, RISE, …) take "
                                 "a while per row.")
+        settings = method_settings(explainer, chosen, cards, key_prefix="figure_")
         layout = layout_options()
         if not rows() or not chosen:
             st.info("Add at least one image and choose at least one method.", icon=":material/touch_app:")
             return
         try:
-            maps = figure_maps(explainer, chosen)
+            maps = figure_maps(explainer, [Column(method, settings.get(method, {})) for method in chosen])
         except CamError as exc:
             st.error(error_text(exc), icon=":material/error:")
             return
-        png = preview_png(explainer, maps, layout, chosen)
+        png = preview_png(explainer, maps, layout)
         st.image(png, caption=f"{len(maps.rows)} images × {len(chosen)} methods · PNG at {layout.dpi} DPI",
                  width="stretch")
         downloads(explainer, maps, layout, png)

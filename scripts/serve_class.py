@@ -55,7 +55,7 @@ http {{
     fastcgi_temp_path {prefix}/fastcgi;
     uwsgi_temp_path {prefix}/uwsgi;
     scgi_temp_path {prefix}/scgi;
-    client_max_body_size 26m;  # Streamlit refuses more than 25 MB itself, with its own message
+    client_max_body_size 513m;  # Streamlit refuses more than its limits itself, with its own message
     map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
     map $cookie_cam_replica $sticky {{ '' $request_id; default $cookie_cam_replica; }}
     upstream dashboard {{

@@ -74,8 +74,13 @@ class Explainer:
         (the fragment the dashboard's "Your model" panel downloads; `name` names it)."""
         if isinstance(spec, dict):
             spec = spec_from_entry(name, spec, Path.cwd())
+        return cls.from_model(load_model(spec, weights), cache_bytes)
+
+    @classmethod
+    def from_model(cls, model: LoadedModel, cache_bytes: int | None = None) -> Explainer:
+        """An Explainer of a model already built and loaded (a user's own, see cam_core.engine.own_models)."""
         explainer = cls.__new__(cls)
-        explainer._setup(load_model(spec, weights), _cache_bytes_from_env() if cache_bytes is None else cache_bytes)
+        explainer._setup(model, _cache_bytes_from_env() if cache_bytes is None else cache_bytes)
         return explainer
 
     def _setup(self, model: LoadedModel, cache_bytes: int) -> None:

@@ -79,6 +79,7 @@ def layout_for(name: str, model: nn.Module) -> Layout:
         raise CamError(f"layout must be one of {', '.join(LAYOUTS)}, not {name!r}")
     if name != "tokens":
         return Layout(name)
-    prefix = int(getattr(model, "num_prefix_tokens", 0))
+    class_token = getattr(model, "class_token", None)  # torchvision's ViT: one class token, no num_prefix_tokens
+    prefix = int(getattr(model, "num_prefix_tokens", 1 if isinstance(class_token, torch.Tensor) else 0))
     grid = getattr(getattr(model, "patch_embed", None), "grid_size", None)
     return Layout(name, prefix, tuple(int(g) for g in grid) if grid else None)

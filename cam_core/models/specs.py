@@ -10,7 +10,7 @@ import socket
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +19,7 @@ from torch import nn
 
 from cam_core.errors import CamError, ModelUnavailableError
 from cam_core.models.labels import label_set
-from cam_core.models.weights import load_weights
+from cam_core.models.weights import fit_state, load_weights
 
 DEFAULT_MODELS_FILE = Path(__file__).resolve().parent / "models.yaml"
 
@@ -277,8 +277,9 @@ def _download_pretrained(spec: ModelSpec) -> nn.Module:
     except Exception as exc:  # noqa: BLE001 - any download failure becomes one clear message (the cause is chained)
         offline = ", ".join(embedded_model_names())
         raise ModelUnavailableError(
-            f"model {spec.name!r} needs its pretrained weights downloaded from the internet, and the download failed "
-            f"here. Models that work offline: {offline}."
+            f"model {spec.name!r} needs its pretrained weights ({spec.source} {spec.architecture}, "
+            f"{spec.weights['download']}) downloaded from the internet, and the download failed here. Models that "
+            f"work offline: {offline}."
         ) from exc
     raise CamError(f"models.yaml entry {spec.name!r}: download weights need source torchvision or timm")
 
@@ -315,36 +316,49 @@ def resolve_head(spec: ModelSpec, module: nn.Module) -> Head:
     return Head(steps)
 
 
-def load_model(spec: ModelSpec, weights: str | os.PathLike | None = None) -> LoadedModel:
+def load_model(spec: ModelSpec, weights: str | os.PathLike | Mapping[str, torch.Tensor] | None = None) -> LoadedModel:
     """Build spec's architecture and load its weights.
 
     weights=None uses the entry's own weights (embedded or downloaded), "random" keeps the library's random
     initialisation (weight matrices it sets to zero get small random values, so that gradients flow),
-    a path loads your own safetensors or state_dict file.
+    a path loads your own safetensors or state_dict file, a mapping of names to tensors is loaded as it is (an
+    upload read in memory).
     """
+    module, source = build_module(spec, weights)
+    return loaded_model(spec, module, source)
+
+
+def build_module(spec: ModelSpec, weights: str | os.PathLike | Mapping[str, torch.Tensor] | None = None
+                 ) -> tuple[nn.Module, str]:
+    """spec's network with its weights (as load_model takes them) and where they came from."""
     if weights is None and "download" in spec.weights:
-        module = _download_pretrained(spec)
-        source = f"pretrained ({spec.weights['download']})"
-    else:
-        module = _build_architecture(spec)
-        if weights == "random":
-            _wake_zero_weights(module)
-            source = "random initialisation"
-        elif weights is not None:
-            load_weights(module, Path(weights), copy="by_name", what=f"your file {weights}")
-            source = str(weights)
-        elif "embedded" in spec.weights:
-            source = _load_embedded(spec, module)
-        elif "path" in spec.weights:
-            path = (spec.base_dir / spec.weights["path"]).resolve()
-            load_weights(module, path, copy=spec.weights.get("copy", "by_name"), what=str(path))
-            source = str(path)
-        else:
-            raise CamError(f"models.yaml entry {spec.name!r} says nothing about its weights")
+        return _download_pretrained(spec), f"pretrained ({spec.weights['download']})"
+    module = _build_architecture(spec)
+    if isinstance(weights, Mapping):
+        what = f"your file {spec.weights['file']}" if "file" in spec.weights else "your weights"
+        fit_state(module, dict(weights), "by_name", what)
+        return module, what
+    if weights == "random":
+        _wake_zero_weights(module)
+        return module, "random initialisation"
+    if weights is not None:
+        load_weights(module, Path(weights), copy="by_name", what=f"your file {weights}")
+        return module, str(weights)
+    if "embedded" in spec.weights:
+        return module, _load_embedded(spec, module)
+    if "path" in spec.weights:
+        path = (spec.base_dir / spec.weights["path"]).resolve()
+        load_weights(module, path, copy=spec.weights.get("copy", "by_name"), what=str(path))
+        return module, str(path)
+    raise CamError(f"models.yaml entry {spec.name!r} says nothing about its weights")
+
+
+def loaded_model(spec: ModelSpec, module: nn.Module, weights_source: str) -> LoadedModel:
+    """module frozen in eval mode as spec's LoadedModel, its layers checked."""
     module.eval()
     for parameter in module.parameters():
         parameter.requires_grad_(False)
-    loaded = LoadedModel(spec, module, label_set(spec.labels), resolve_head(spec, module), source)
+    loaded = LoadedModel(spec, module, label_set(spec.labels), resolve_head(spec, module), weights_source)
     for name in (spec.target_layer, *spec.layers, *spec.pyramid):
         loaded.layer(name)
     return loaded

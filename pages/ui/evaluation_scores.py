@@ -35,7 +35,7 @@ from cam_core.inputs.examples import examples, load_example
 from cam_core.inputs.images import load_image
 from cam_core.provenance.manifest import manifest
 from pages.ui.resources import result_store
-from pages.ui.state import UPLOAD_TYPES
+from pages.ui.state import IMAGE_UPLOAD_MB, UPLOAD_TYPES
 from pages.ui.widgets import ProgressLine, progress_callback
 
 KEPT_SCORES = 64 * 2**20
@@ -214,7 +214,8 @@ def upload_items(explainer: Explainer) -> list[Item]:
     """The uploaded images, each explained for its top class with its boxes from the boxes CSV; a file that is not
     an image is a warning."""
     left, right = st.columns([3, 2], gap="large")
-    uploads = left.file_uploader("Images", type=UPLOAD_TYPES, accept_multiple_files=True, key="evaluate_uploads")
+    uploads = left.file_uploader("Images", type=UPLOAD_TYPES, accept_multiple_files=True, key="evaluate_uploads",
+                              max_upload_size=IMAGE_UPLOAD_MB)
     right.file_uploader("Boxes (optional CSV: file,label,x0,y0,x1,y1)", type=["csv"], key="evaluate_boxes_csv",
                         help="One row per box, in the image's pixels; label: a class index or exact class name, "
                         "empty for any class. Without boxes the pointing columns stay empty.")

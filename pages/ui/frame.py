@@ -10,7 +10,7 @@ import streamlit as st
 
 from cam_core import methods
 from pages.ui.errors import error_text
-from pages.ui.resources import model_table
+from pages.ui.resources import DEFAULT_MODEL, model_table
 from pages.ui.state import (
     DEFAULT_EXAMPLE,
     Subject,
@@ -19,18 +19,25 @@ from pages.ui.state import (
     current_example,
     current_subject,
     ensure_defaults,
+    explaining_own_model,
     link_params,
+    own_model,
+    own_model_title,
 )
 from pages.ui.widgets import format_probability
 
 COMPARE = "Compare methods"  # the title of the page with the methods picker (key compare_methods)
+YOUR_MODEL = "Your model"  # the title of the page where a user brings a model of their own
+YOUR_MODEL_CHOICE = "Your model…"  # the model picker's entry that opens that page
 PAGES = (
     ("app.py", "Home", ":material/home:"),
     ("pages/compare.py", COMPARE, ":material/grid_view:"),
+    ("pages/figure.py", "Figure", ":material/view_comfy:"),
     ("pages/learn.py", "Learn", ":material/school:"),
     ("pages/channels.py", "Channels", ":material/layers:"),
     ("pages/clusters.py", "Clusters", ":material/scatter_plot:"),
     ("pages/evaluate.py", "Evaluate", ":material/analytics:"),
+    ("pages/your_model.py", YOUR_MODEL, ":material/upload_file:"),
 )
 # Below 1 % the model all but rules the class out (ten times the 0.1 % of a class it knows nothing of among 1000, yet
 # under one chance in a hundred): its maps then show what would raise a score the decision does not rest on.
@@ -47,6 +54,9 @@ def navigation(params: dict[str, str]) -> None:
 
 
 def _choose_model() -> None:
+    if st.session_state.model_choice == YOUR_MODEL_CHOICE:  # a callback may not switch pages: page() does
+        st.session_state.open_your_model = True
+        return
     st.session_state.model_name = st.session_state.model_choice
     st.session_state.pop("target", None)
 
@@ -89,10 +99,13 @@ def share_link(title: str) -> None:
         base = base.removesuffix(f"/{Path(path).stem}")
     st.markdown("**Link to this view**")
     st.code(f"{base}/{_url_path(title)}?{urlencode(params, safe=',')}", language=None, wrap_lines=True)
+    if explaining_own_model():
+        st.caption(f":material/info: This model is your own: a link cannot carry it, so the link opens the default "
+                   f"model ({DEFAULT_MODEL}) on its top class.")
     if current_example() is None:
         st.caption(f":material/info: This image is an upload: a link cannot carry it, so the link opens the "
                    f"default photo ({DEFAULT_EXAMPLE}) with the same model, class and methods.")
-    else:
+    elif not explaining_own_model():
         st.caption("Opens this page with the same model, example photo, class and Compare methods.")
 
 
@@ -104,14 +117,20 @@ def sidebar(subject: Subject | None, title: str) -> None:
     there is no class picker, but the model picker stays.
     """
     table = model_table()
+    own = own_model()
+    titles = {name: f"{name} {'· offline' if offline else '· needs internet'}" for name, (_, offline) in table.items()}
+    if own is not None:
+        titles[own.spec.name] = own_model_title(own)
+    titles[YOUR_MODEL_CHOICE] = YOUR_MODEL_CHOICE
     with st.sidebar:
         st.session_state.model_choice = st.session_state.model_name
         st.selectbox(
             "Model",
-            list(table),
+            list(titles),
             key="model_choice",
-            format_func=lambda name: f"{name} {'· offline' if table[name][1] else '· needs internet'}",
-            help="Models marked offline ship their ImageNet weights inside a Python package.",
+            format_func=titles.__getitem__,
+            help="Models marked offline ship their ImageNet weights inside a Python package. \"Your model…\" "
+            "brings one of your own (for this session alone).",
             on_change=_choose_model,
         )
         st.image(st.session_state.image, caption=st.session_state.image_name, width="stretch")
@@ -151,6 +170,8 @@ def page(title: str, teaser: str) -> Subject | None:
     st.set_page_config(page_title=f"{title} · CAM Explorer", page_icon=":material/center_focus_strong:",
                        layout="wide")
     ensure_defaults()
+    if st.session_state.pop("open_your_model", False) and title != YOUR_MODEL:
+        st.switch_page("pages/your_model.py")
     problems = read_link()
     keep_methods(title)
     try:

@@ -19,7 +19,9 @@ from pages.ui.widgets import format_probability
 DEFAULT_EXAMPLE = "chelsea"
 DISPLAY_SIDE = 1600
 UPLOAD_TYPES = [suffix.lstrip(".") for suffix in IMAGE_SUFFIXES]
+IMAGE_UPLOAD_MB = 25  # per image uploader (the server allows more, for weights files)
 EXAMPLE_PREFIX = "example: "
+OWN_MODEL = "own_model"  # the session's own model (pages/ui/own_model.py), never shared with another session
 
 
 class Subject(NamedTuple):
@@ -125,7 +127,10 @@ def apply_link(params: Mapping[str, str], method_ids: Collection[str]) -> list[s
     problems = []
     specs = read_specs()
     model = params.get("model")
-    if model is not None and model not in specs:
+    if model is not None and model not in specs and model.startswith("own-"):
+        problems.append(f"The link's model {model!r} was someone's own model, which a link cannot carry: showing "
+                        f"{resources.DEFAULT_MODEL}.")
+    elif model is not None and model not in specs:
         problems.append(f"The link's model {model!r} is not in this dashboard: showing {resources.DEFAULT_MODEL} "
                         f"(models: {', '.join(specs)}).")
     elif model is not None:
@@ -137,7 +142,7 @@ def apply_link(params: Mapping[str, str], method_ids: Collection[str]) -> list[s
     elif example is not None:
         set_image(load_example(example), f"{EXAMPLE_PREFIX}{example}")
     value = params.get("class")
-    labels = label_set(specs[st.session_state.get("model_name", resources.DEFAULT_MODEL)].labels)
+    labels = label_set(specs.get(st.session_state.get("model_name"), specs[resources.DEFAULT_MODEL]).labels)
     index = None if value is None else _class_index(value, labels)
     if value is not None and index is None:
         problems.append(f"The link's class {value!r} is not a class of this model (0 to {len(labels) - 1}, or an "
@@ -155,14 +160,33 @@ def apply_link(params: Mapping[str, str], method_ids: Collection[str]) -> list[s
     return problems
 
 
+def own_model():
+    """The session's own model (a cam_core.engine.own_models.OwnModel), or None."""
+    return st.session_state.get(OWN_MODEL)
+
+
+def own_model_title(own) -> str:
+    """How the model picker names a user's model: "resnet18 · your weights (5 classes)"."""
+    weights = ("your weights" if own.weights_sha256 else
+               "pretrained weights" if "download" in own.spec.weights else "random weights")
+    return f"{own.spec.architecture} · {weights} ({len(own.explainer.labels)} classes)"
+
+
+def explaining_own_model() -> bool:
+    """Whether the chosen model is the session's own."""
+    own = own_model()
+    return own is not None and own.spec.name == st.session_state.get("model_name")
+
+
 def link_params() -> dict[str, str]:
     """The query parameters of a link to the user's view: model, example (not for an upload), class, Compare's
-    methods (once chosen)."""
-    params = {"model": st.session_state.model_name}
+    methods (once chosen). A user's own model cannot travel: its link names neither model nor class."""
+    own = explaining_own_model()
+    params = {} if own else {"model": st.session_state.model_name}
     example = current_example()
     if example is not None:
         params["example"] = example
-    if st.session_state.get("target") is not None:
+    if st.session_state.get("target") is not None and not own:
         params["class"] = str(st.session_state.target)
     if st.session_state.get("shared_methods"):
         params["methods"] = ",".join(st.session_state.shared_methods)
@@ -170,8 +194,8 @@ def link_params() -> dict[str, str]:
 
 
 def current_explainer() -> Explainer:
-    """The chosen model, loaded once for all sessions."""
-    return resources.explainer(st.session_state.model_name)
+    """The chosen model: the session's own, or a models.yaml one loaded once for all sessions."""
+    return own_model().explainer if explaining_own_model() else resources.explainer(st.session_state.model_name)
 
 
 def current_analysis() -> Analysis:

@@ -202,11 +202,14 @@ def test_clusters_show_each_clusters_score_gain():
 
 
 def test_the_server_config_suits_a_shared_server():
-    """Uploads stop at 25 MB, tracebacks stay on the server, and no file change reloads cam_core under running
-    sessions (Streamlit's watcher drops the project's modules from sys.modules, which breaks concurrent imports)."""
+    """Image uploads stop at 25 MB (weights files at 512 MB), tracebacks stay on the server, and no file change
+    reloads cam_core under running sessions (Streamlit's watcher drops the project's modules from sys.modules, which
+    breaks concurrent imports)."""
     import tomllib
 
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
-    assert config["server"]["maxUploadSize"] == 25
+    assert config["server"]["maxUploadSize"] == 512
+    for page in ("app.py", "pages/ui/evaluation_scores.py", "pages/figure.py"):
+        assert "max_upload_size=IMAGE_UPLOAD_MB" in (ROOT / page).read_text(), page
     assert config["server"]["fileWatcherType"] == "none"
     assert config["client"]["showErrorDetails"] == "none"
