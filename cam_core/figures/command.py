@@ -99,6 +99,8 @@ def run(args: argparse.Namespace) -> None:
     from cam_core.provenance.manifest import manifest, write_manifest
 
     fmt = format_of(args.out)
+    if not Path(args.out).resolve().parent.is_dir():
+        raise CamError(f"the folder of --out {args.out} does not exist")
     layout = Layout(cell=args.cell, spacing=args.spacing, colormap=args.colormap, view=args.view, alpha=args.alpha,
                     font_size=args.font_size, raw_column=args.raw_column, colorbar=args.colorbar,
                     titles=args.titles, image_names=args.image_names, dpi=args.dpi)
@@ -116,4 +118,4 @@ def run(args: argparse.Namespace) -> None:
                       image_of=[index // per_row for index in range(len(rows) * per_row)],
                       figure={"layout": layout.record(), "format": fmt, **maps.record()})
     written = write_manifest(out, record)
-    print(f"{len(rows)} images × {len(columns)} methods: {out} ({out.stat().st_size} bytes), manifest {written}")
+    print(f"{len(rows)} rows × {len(columns)} methods: {out} ({out.stat().st_size} bytes), manifest {written}")

@@ -60,6 +60,7 @@ def test_the_manifest_names_the_six_methods_and_three_images(written):
     (["--out", "fig.png", "--methods", "gradcam", "--param", "gradcam.gamma=2"], "no parameter"),
     (["--out", "fig.png", "--methods", "rollout"], "cannot run on mobilenet_v2"),
     (["--out", "fig.png", "--cell", "50"], "cell size"),
+    (["--out", "missing/fig.png"], "does not exist"),
 ])
 def test_bad_options_are_one_line_and_exit_code_2(argv, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
