@@ -20,7 +20,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
 
         try:
-            return load_file(str(path))
+            return unwrapped(load_file(str(path)))
         except Exception as exc:  # noqa: BLE001 - safetensors raises several types for a bad file
             raise CamError(f"{path} is not a readable safetensors file: {exc}") from exc
     return _torch_state(path, str(path))
@@ -33,7 +33,7 @@ def state_from_bytes(data: bytes, what: str) -> dict[str, torch.Tensor]:
         from safetensors.torch import load
 
         try:
-            return load(data)
+            return unwrapped(load(data))
         except Exception as exc:  # noqa: BLE001 - safetensors raises several types for a bad file
             raise CamError(f"{what} is not a readable safetensors file: {exc}") from exc
     return _torch_state(io.BytesIO(data), what)
@@ -65,6 +65,17 @@ def _torch_state(source: Path | io.BytesIO, what: str) -> dict[str, torch.Tensor
                        "names to tensors)")
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CamError(f"{what} does not hold a state_dict (a mapping of names to tensors)")
+    return unwrapped(state)
+
+
+WRAPPER_PREFIX = "module."  # what torch.nn.DataParallel and DistributedDataParallel put before every name
+
+
+def unwrapped(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """state with the `module.` prefix of a model saved inside DataParallel / DistributedDataParallel taken off, where
+    every name has it; otherwise state as it is."""
+    if state and all(name.startswith(WRAPPER_PREFIX) for name in state):
+        return {name[len(WRAPPER_PREFIX):]: tensor for name, tensor in state.items()}
     return state
 
 

@@ -153,6 +153,21 @@ def test_pt_file_json_labels_and_no_labels_give_the_same_model(own, files):
         np.testing.assert_array_equal(other.explainer.analyze(image).logits, own.explainer.analyze(image).logits)
 
 
+@pytest.mark.parametrize("fmt", ["safetensors", "pt"])
+def test_weights_saved_from_data_parallel_load_without_their_module_prefix(own, files, fmt):
+    source, name = files["key"]
+    wrapped = {f"module.{key}": tensor for key, tensor in files["state"].items()}
+    if fmt == "pt":
+        buffer = io.BytesIO()
+        torch.save(wrapped, buffer)
+        data = buffer.getvalue()
+    else:
+        data = save(wrapped)
+    from_wrapped = build_own_model(source, name, data, f"wrapped.{fmt}", "\n".join(NAMES), preprocessing=SMALL)
+    image = _image()
+    np.testing.assert_array_equal(from_wrapped.explainer.analyze(image).logits, own.explainer.analyze(image).logits)
+
+
 def test_two_weight_files_for_one_architecture_are_two_models(own, files):
     source, name = files["key"]
     other = build_own_model(source, name, save(_state(1, files["key"])), "theirs.safetensors", None,
