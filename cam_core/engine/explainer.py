@@ -25,6 +25,7 @@ from cam_core.passes.guided_copy import GuidedCopy, guided_copy
 from cam_core.passes.hooks import InputPass, LayerPass, input_pass, run_with_layers
 from cam_core.passes.inference import Progress, chunks, inference_copy
 from cam_core.registry import MethodCard
+from cam_core.sharing.model_budget import bytes_from_env
 from cam_core.sharing.once import SharedWork
 from cam_core.sharing.replicas import Replicas
 from cam_core.sharing.slots import PASSES
@@ -33,13 +34,7 @@ DEFAULT_CACHE_BYTES = 1 << 30
 
 
 def _cache_bytes_from_env() -> int:
-    value = os.environ.get("CAM_CACHE_BYTES")
-    if value is None:
-        return DEFAULT_CACHE_BYTES
-    try:
-        return int(value)
-    except ValueError as exc:
-        raise CamError(f"CAM_CACHE_BYTES must be a number of bytes, not {value!r}") from exc
+    return bytes_from_env("CAM_CACHE_BYTES", DEFAULT_CACHE_BYTES)
 
 
 class Explainer:

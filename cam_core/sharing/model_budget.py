@@ -17,15 +17,20 @@ WORKING_COPIES = 3
 GIB = float(1 << 30)
 
 
-def own_models_limit() -> int:
-    """The bound on all sessions' own models together: $CAM_OWN_MODELS_BYTES or 4 GiB."""
-    value = os.environ.get("CAM_OWN_MODELS_BYTES")
+def bytes_from_env(variable: str, default: int) -> int:
+    """A bound in bytes from the environment variable, or default where it is not set."""
+    value = os.environ.get(variable)
     if value is None:
-        return DEFAULT_OWN_MODELS_BYTES
+        return default
     try:
         return int(value)
     except ValueError as exc:
-        raise CamError(f"CAM_OWN_MODELS_BYTES must be a number of bytes, not {value!r}") from exc
+        raise CamError(f"{variable} must be a number of bytes, not {value!r}") from exc
+
+
+def own_models_limit() -> int:
+    """The bound on all sessions' own models together: $CAM_OWN_MODELS_BYTES or 4 GiB."""
+    return bytes_from_env("CAM_OWN_MODELS_BYTES", DEFAULT_OWN_MODELS_BYTES)
 
 
 def model_cost(tensor_bytes: int, cache_bytes: int = OWN_CACHE_BYTES) -> int:
