@@ -5,7 +5,7 @@ Everything the pages, the CLI, the README and the tests list about methods is re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Hashable
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ NEEDS = frozenset({
     "full_gradients", "compared_gradients", "second_order",  # FullGrad, Finer-CAM, ShapleyCAM
     "position_scores", "concepts",  # Recipro-CAM's masked positions; DFF's concepts (both through the head)
     "input_scores",  # RISE, occlusion, LIME: the logits of perturbed model inputs
+    "kernel_component",  # KPCA-CAM: the first kernel-PCA component of the activations (it reads no class)
 })
 REQUIREMENTS = frozenset({"attention"})  # what a model must have for a method (MethodCard.requires)
 RESOLUTIONS = ("layer", "finest layer", "input")
@@ -153,6 +154,14 @@ class MethodCard:
             known[name].check(self.id, value)
         return {name: given.get(name, p.default) for name, p in known.items()}
 
+    def passes_per_class(self, given: dict[str, object] | None = None) -> bool:
+        """Whether each new class costs the method model passes of its own at these parameters (Group-CAM's masks
+        come from the class's gradients); every other method's passes, if any, serve every class."""
+        if "mask_scores" not in self.needs or self.mask_spec is None:
+            return False
+        params = self.resolve_params({k: v for k, v in (given or {}).items() if k not in ("layer", "layers")})
+        return self.mask_spec("layer", params, 0) != self.mask_spec("layer", params, 1)
+
     def check_channels(self, params: dict, channels: int, layer: str) -> None:
         """A CamError when a number of groups among params exceeds the layer's channels."""
         for p in self.params:
@@ -223,6 +232,10 @@ class CamInputs:
     attention: AttentionInputs | None = None
     position_scores: PositionScores | None = None
     concepts: Concepts | None = None
+    kernel_component: torch.Tensor | None = None  # KPCA-CAM: the (h·w,) first kernel-PCA component, as returned
+    kept: Callable[[Hashable, Callable[[], Any]], Any] = field(default=lambda key, compute: compute())
+    # kept(key, compute): compute()'s result, kept per image under key (the method's id and every setting it
+    # depends on) for what reads no class; outside an Analysis it computes every time
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable, Protocol, Sequence
+from functools import cached_property
+from typing import Callable, Hashable, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -31,12 +32,12 @@ from cam_core.inputs.mask_scores import (
 )
 from cam_core.inputs.perturbed import PathSpec, path_inputs
 from cam_core.inputs.position_scores import PositionScores, PositionSpec, masked_copies
-from cam_core.methods.common import gradcam_weights
+from cam_core.methods.common import gradcam_weights, kernel_component
 from cam_core.models.layouts import Layout
 from cam_core.models.specs import ModelSpec
 from cam_core.passes.biases import BiasPass
 from cam_core.passes.hooks import InputPass, LayerPass
-from cam_core.passes.inference import Progress
+from cam_core.passes.inference import Progress, batch_workers, chunks, pass_chunk, run_in_order
 from cam_core.registry import (
     AttentionInputs,
     CamInputs,
@@ -46,7 +47,7 @@ from cam_core.registry import (
     PathInputs,
     get_method,
 )
-from cam_core.render.saliency import saliency_map
+from cam_core.render.saliency import blank_note, saliency_map
 from cam_core.sharing.once import OnceMap
 
 DEFAULT_BATCH = 32
@@ -115,7 +116,8 @@ class ModelPasses(Protocol):
 
 @dataclass(frozen=True)
 class CamResult:
-    """One method's map for one class at one layer."""
+    """One method's map for one class at one layer; size is the image's (height, width), at which saliency is
+    drawn the first time it is read (a grid drawn at its shown size never needs it)."""
 
     method: str
     target: int
@@ -124,13 +126,22 @@ class CamResult:
     layer: str
     sign: str
     raw: np.ndarray
-    saliency: np.ndarray
+    size: tuple[int, int]
     weights: np.ndarray | None
     seconds: float
     note: str = ""
     layers: tuple[str, ...] = ()
     rgb: np.ndarray | None = None
     params: dict = field(default_factory=dict)
+
+    @cached_property
+    def saliency(self) -> np.ndarray:
+        """The map at the image's size, min-max scaled to [0, 1] (zeros when blank)."""
+        return saliency_map(self.raw, self.size, self.sign)[0]
+
+    def saliency_at(self, size: tuple[int, int]) -> np.ndarray:
+        """The map at size=(height, width) (a picture's shown size), min-max scaled to [0, 1]."""
+        return self.saliency if tuple(size) == tuple(self.size) else saliency_map(self.raw, size, self.sign)[0]
 
 
 class _LayerState:
@@ -181,6 +192,14 @@ def tensor_bytes(tensor: torch.Tensor) -> int:
     return tensor.numel() * tensor.element_size()
 
 
+def _by_pass(states: Sequence[_LayerState]) -> list[list[_LayerState]]:
+    """states grouped by the pass that captured them (the logits they share)."""
+    groups: dict[int, list[_LayerState]] = {}
+    for state in states:
+        groups.setdefault(id(state.logits), []).append(state)
+    return list(groups.values())
+
+
 class _AttentionState:
     """Every block's attention probabilities for this image, attached to the graph to the logits, and the gradients
     with respect to them asked for so far (one tuple per class)."""
@@ -207,9 +226,6 @@ class _FullState:
     @property
     def nbytes(self) -> int:
         return self.found.graph_bytes
-
-
-PATH_CHUNK = 16
 
 
 class Analysis:
@@ -245,6 +261,8 @@ class Analysis:
         self._attention: OnceMap[_AttentionState] = OnceMap()
         self._positions: OnceMap[PositionScores] = OnceMap()
         self._concepts: OnceMap[Concepts] = OnceMap()
+        self._kernel_components: OnceMap[torch.Tensor] = OnceMap()
+        self._kept: OnceMap[object] = OnceMap()
         first = self._layer(explainer.default_layer)
         self.logits = first.logits.detach()[0]
         self.probabilities = torch.softmax(self.logits, dim=0)
@@ -314,16 +332,27 @@ class Analysis:
 
     def gradients(self, target: int | None = None, layer: str | None = None) -> torch.Tensor:
         """The (C, h, w) gradient of target's logit at layer; a backward through the layers after it, once."""
-        state = self._layer(layer or self.explainer.default_layer)
+        return self.stack_gradients(target, [layer or self.explainer.default_layer])[0]
+
+    def stack_gradients(self, target: int | None, layers: Sequence[str]) -> list[torch.Tensor]:
+        """The (C, h, w) gradients of target's logit at each of layers, once per (layer, class): the layers not yet
+        asked for this class that share a pass get theirs from one backward (through the layers after the shallowest
+        of them)."""
+        states = self._stack(layers)
         target = self.target(target)
+        missing = [state for state in dict.fromkeys(states) if target not in state.gradients]
+        for group in _by_pass(missing):
+            for state, grad in zip(group, self._backward(target, group), strict=True):
+                state.gradients.get(target, lambda grad=grad: grad, self._grew)
+        return [state.gradients.get(target, lambda state=state: self._backward(target, [state])[0], self._grew)
+                for state in states]
 
-        def backward() -> torch.Tensor:
-            (grad,) = torch.autograd.grad(
-                state.logits[0, target], state.activation, retain_graph=True, allow_unused=True
-            )
-            return torch.zeros_like(state.values) if grad is None else self.explainer.layout.to_map(grad)[0]
-
-        return state.gradients.get(target, backward, self._grew)
+    def _backward(self, target: int, states: Sequence[_LayerState]) -> list[torch.Tensor]:
+        """target's (C, h, w) gradient at each of states' layers (all captured in one pass): one backward."""
+        grads = torch.autograd.grad(states[0].logits[0, target], [state.activation for state in states],
+                                    retain_graph=True, allow_unused=True)
+        return [torch.zeros_like(state.values) if grad is None else self.explainer.layout.to_map(grad)[0]
+                for state, grad in zip(states, grads, strict=True)]
 
     def path(self, spec: PathSpec, target: int | None = None) -> PathInputs:
         """Activations and target-class gradients at spec.layer for spec's altered inputs: one batched pass per
@@ -332,23 +361,22 @@ class Analysis:
 
         def run() -> _BatchState:
             rows = path_inputs(self.input, spec)
-            chunks, maps, graph_bytes = [], [], 0
-            for start in range(0, rows.shape[0], PATH_CHUNK):
-                result = self.explainer.run(rows[start : start + PATH_CHUNK], [spec.layer])
-                leaf = result.activations[spec.layer]
-                chunks.append((result.logits, leaf))
-                maps.append(self.explainer.layout.to_map(leaf.detach()))
-                graph_bytes += result.graph_bytes
-            return _BatchState(chunks, torch.cat(maps), graph_bytes)
+            found: list[LayerPass] = []
+            parts = chunks(rows.shape[0], pass_chunk(self.explainer.fast_model()))
+            run_in_order(parts, lambda part: self.explainer.run(rows[part], [spec.layer]),
+                         lambda _part, result: found.append(result), batch_workers())
+            leaves = [(result.logits, result.activations[spec.layer]) for result in found]
+            maps = torch.cat([self.explainer.layout.to_map(leaf.detach()) for _, leaf in leaves])
+            return _BatchState(leaves, maps, sum(result.graph_bytes for result in found))
 
         state = self._paths.get(spec, run, self._grew)
 
         def backward() -> torch.Tensor:
-            grads = []
-            for logits, leaf in state.chunks:
-                (grad,) = torch.autograd.grad(logits[:, target].sum(), leaf, retain_graph=True, allow_unused=True)
-                grads.append(torch.zeros_like(leaf) if grad is None else grad)
-            return self.explainer.layout.to_map(torch.cat(grads))
+            score = torch.stack([logits[:, target].sum() for logits, _ in state.chunks]).sum()
+            leaves = [leaf for _, leaf in state.chunks]
+            grads = torch.autograd.grad(score, leaves, retain_graph=True, allow_unused=True)
+            return self.explainer.layout.to_map(torch.cat(
+                [torch.zeros_like(leaf) if grad is None else grad for leaf, grad in zip(leaves, grads, strict=True)]))
 
         values, grads = state.values, state.gradients.get(target, backward, self._grew)
         if spec.has_baseline:
@@ -578,6 +606,17 @@ class Analysis:
 
         return self._positions.get(spec, run, self._grew)
 
+    def kernel_component(self, layer: str | None = None, kernel: str = "sigmoid") -> torch.Tensor:
+        """The (h·w,) projections of layer's positions on the first kernel-PCA component of its channel-centred
+        activations (as KPCA-CAM reads it), once per (layer, kernel): it reads no class."""
+        layer = layer or self.explainer.default_layer
+        activations = self.activations(layer)
+        return self._kernel_components.get((layer, kernel), lambda: kernel_component(activations, kernel), self._grew)
+
+    def kept(self, key: Hashable, compute: Callable[[], object]) -> object:
+        """compute()'s result, once per key (a method's class-independent step: its id and every setting it reads)."""
+        return self._kept.get(key, compute, self._grew)
+
     def concepts(self, spec: ConceptSpec, batch_size: int = DEFAULT_BATCH, progress: Progress | None = None
                  ) -> Concepts:
         """spec.k concepts of spec.layer by NMF (seeded by spec.seed) and each concept's logits with its channel
@@ -638,19 +677,17 @@ class Analysis:
         needs = card.needs
         guided = "guided_gradients" in needs
         compared = card.compared_classes(self.logits, target, params) if "compared_gradients" in needs else ()
+        grads = self.stack_gradients(target, stack) if "gradients" in needs else [None] * len(stack)
         inputs = CamInputs(
             activations=state.values,
             target=target,
             logits=self.logits,
-            gradients=self.gradients(target, layer) if "gradients" in needs else None,
+            gradients=grads[-1],
             class_weights=self.explainer.class_weights(layer) if "class_weights" in needs else None,
             ablation=self.ablation_scores(layer, progress=progress) if "ablation_scores" in needs else None,
             path=self.path(card.path_spec(layer, params), target) if "path" in needs else None,
-            stack=tuple(
-                LayerInputs(name, self.activations(name),
-                            self.gradients(target, name) if "gradients" in needs else None)
-                for name in stack
-            ) if "layer_stack" in needs else (),
+            stack=tuple(LayerInputs(name, self.activations(name), grad)
+                        for name, grad in zip(stack, grads, strict=True)) if "layer_stack" in needs else (),
             input_gradients=self.guided_gradients(target) if guided else None,
             guided_activations=self.explainer.guided_activations() if guided else 0,
             full_gradients=self.full_gradients(target) if "full_gradients" in needs else None,
@@ -660,6 +697,8 @@ class Analysis:
             attention=self.attention_inputs(target, "attention_gradients" in needs) if "attention" in needs else None,
             concepts=self.concepts(card.concept_spec(layer, params), batch_size, progress)
             if "concepts" in needs else None,
+            kernel_component=self.kernel_component(layer, params["kernel"]) if "kernel_component" in needs else None,
+            kept=self.kept,
         )
         if "mask_scores" in needs and "layer_stack" in needs:
             inputs = replace(inputs, stack=tuple(
@@ -719,7 +758,7 @@ class Analysis:
         """Run the method's arithmetic on prepared inputs and package the map."""
         with torch.no_grad():
             output = chosen.compute(inputs, **chosen.card.method_params(params))
-            saliency, note = saliency_map(output.raw, self.size, sign)
+            note = blank_note(output.raw, sign)
         if inputs.gradients is not None and not torch.any(inputs.gradients):
             note = f"the gradient of class {inputs.target} at {layer} is zero everywhere, so the map is blank"
             if self.explainer.layout.prefix:
@@ -736,7 +775,7 @@ class Analysis:
             layer=layer,
             sign=sign,
             raw=output.raw.detach().float().numpy(),
-            saliency=saliency,
+            size=self.size,
             weights=None if output.weights is None else output.weights.detach().float().numpy(),
             seconds=time.perf_counter() - started,
             note="; ".join(n for n in (output.note, note) if n),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable, Union
 
 import numpy as np
@@ -276,7 +277,13 @@ class InputScores:
         """Each scored perturbed input's score of target: its post-softmax probability or its logit."""
         if score == "logit":
             return self.logits[:, target]
-        return torch.softmax(self.logits, dim=1)[:, target]
+        return torch.exp(self.logits[:, target].double() - self.log_totals).to(self.logits.dtype)
+
+    @cached_property
+    def log_totals(self) -> torch.Tensor:
+        """Each perturbed input's log Σ exp(logits), in float64: the softmax's class-independent part, so that a
+        class's probabilities cost one exp per input."""
+        return torch.logsumexp(self.logits.double(), dim=1)
 
     def input_score(self, target: int, score: str = "probability") -> torch.Tensor:
         """The unperturbed input's score of target."""

@@ -25,7 +25,8 @@ from cam_core.inputs.masking import (
     masked_inputs,
     normalized_masks,
 )
-from cam_core.passes.inference import Progress, autocast, batch_workers, chunks, run_in_order
+from cam_core.models.specs import Head
+from cam_core.passes.inference import Progress, autocast, batch_parts, batch_workers, pass_chunk, run_in_order
 from cam_core.sharing.slots import PASSES
 
 GROUPINGS = ("channels", "kmeans", "contiguous", "spectral")
@@ -225,7 +226,8 @@ def score_masks(
     fill = {"inside": [baseline_logits], "outside": [input_logits], "both": [baseline_logits, input_logits]}
     logits = torch.cat([row.repeat(spec.samples * count, 1) for row in fill[spec.keep]])
 
-    def run(part: slice) -> tuple[torch.Tensor, torch.Tensor]:
+    def run(chunk: tuple[slice, bool]) -> tuple[torch.Tensor, torch.Tensor]:
+        part = chunk[0]
         samples = torch.tensor([sample for sample, _ in todo[part]], dtype=torch.long)
         chosen = torch.tensor([k for _, k in todo[part]], dtype=torch.long)
         masks = sampled_masks(maps, spec, samples, chosen, size)
@@ -241,17 +243,21 @@ def score_masks(
 
     done = 0
 
-    def record(_part: slice, found: tuple[torch.Tensor, torch.Tensor]) -> None:
+    def record(chunk: tuple[slice, bool], found: tuple[torch.Tensor, torch.Tensor]) -> None:
         nonlocal done
         rows, batch_logits = found
         logits[rows] = batch_logits
         done += len(rows) // len(fill[spec.keep])
+        if not chunk[1]:
+            return
         if progress is not None:
             progress(done, len(todo))
         if partial is not None and done < len(todo):
             partial(scores(logits.clone()))
 
-    run_in_order(chunks(len(todo), max(1, batch_size // len(fill[spec.keep]))), run, record, batch_workers())
+    per_batch = max(1, batch_size // len(fill[spec.keep]))
+    parts = batch_parts(len(todo), per_batch, max(1, pass_chunk(model) // len(fill[spec.keep])))
+    run_in_order(parts, run, record, batch_workers())
     return scores(logits)
 
 
@@ -291,8 +297,16 @@ def default_precision() -> str:
 def ablate_through_head(
     head: nn.Module, activations: torch.Tensor, batch_size: int, progress: Progress | None = None
 ) -> torch.Tensor:
-    """(C, classes) logits of the head with each channel of activations zeroed in turn (batched)."""
+    """(C, classes) logits of the head with each channel of activations zeroed in turn (batched; in closed form for
+    a global-average-pool → linear head)."""
     channels = activations.shape[0]
+    linear = head.linear_classifier() if isinstance(head, Head) else None
+    if linear is not None:
+        with PASSES.slot(), torch.inference_mode():
+            logits = linear_ablations(linear, activations)
+        if progress is not None:
+            progress(channels, channels)
+        return logits
     outputs = []
     with torch.inference_mode():
         for start in range(0, channels, batch_size):
@@ -304,3 +318,10 @@ def ablate_through_head(
             if progress is not None:
                 progress(stop, channels)
     return torch.cat(outputs)
+
+
+def linear_ablations(linear: nn.Linear, activations: torch.Tensor) -> torch.Tensor:
+    """(C, classes) logits of global-average-pool → linear with each channel zeroed in turn: zeroing channel k takes
+    its pooled value times its column of weights off the logits."""
+    pooled = activations.mean(dim=(1, 2))
+    return linear(pooled[None]) - pooled[:, None] * linear.weight.T

@@ -75,9 +75,11 @@ def class_row(matrix: torch.Tensor, attention: AttentionInputs) -> torch.Tensor:
 
 
 def rollout(inputs: CamInputs, fusion: str, discard_ratio: float) -> MethodOutput:
-    """The class token's row of the attention rolled out from the first block to the last."""
+    """The class token's row of the attention rolled out from the first block to the last (it reads no class: kept
+    per image and settings)."""
     attention = inputs.attention
-    row = traced_back(rollout_blocks(attention.probabilities, fusion, discard_ratio))[-1]
+    row = inputs.kept(("rollout", fusion, float(discard_ratio)),
+                      lambda: traced_back(rollout_blocks(attention.probabilities, fusion, discard_ratio))[-1])
     return MethodOutput(on_grid(row, attention).float())
 
 

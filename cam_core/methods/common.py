@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.decomposition import KernelPCA
 
 from cam_core.scaling import min_max
 
@@ -49,6 +51,16 @@ def principal_component(centred: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
 def centred_matrix(matrix: torch.Tensor, centre: bool) -> torch.Tensor:
     """The position × channel matrix with each channel's mean subtracted (centre), or as it is."""
     return matrix - matrix.mean(dim=0, keepdim=True) if centre else matrix
+
+
+def kernel_component(maps: torch.Tensor, kernel: str) -> torch.Tensor:
+    """The (h·w,) projections of the positions on the first kernel-PCA component of the channel-centred positions ×
+    channels matrix of (C, h, w) maps, with the sign scikit-learn returns (zero where the matrix has no variance)."""
+    centred = centred_matrix(position_matrix(maps), True)
+    if not torch.any(centred):
+        return torch.zeros(centred.shape[0], dtype=torch.float64)
+    found = KernelPCA(n_components=1, kernel=kernel, random_state=0).fit_transform(centred.numpy())
+    return torch.from_numpy(np.ascontiguousarray(found[:, 0], dtype=np.float64))
 
 
 def sign_agreement(projection: torch.Tensor, matrix: torch.Tensor) -> float:

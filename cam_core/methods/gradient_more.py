@@ -29,7 +29,7 @@ from cam_core.lessons.steps import (
 )
 from cam_core.methods.common import gradcam_weights, weighted_sum
 from cam_core.registry import CamInputs, MethodCard, MethodOutput, Param, Peer, register
-from cam_core.scaling import min_max
+from cam_core.scaling import is_blank
 
 # --- FullGrad -------------------------------------------------------------------------------------------------------
 
@@ -86,28 +86,47 @@ FULLGRAD = MethodCard(
 
 
 def fullgrad(inputs: CamInputs, scaling: str, align_corners: bool) -> MethodOutput:
-    """ψ(input gradient × input) plus every biased layer's ψ(bias gradient × bias), upsampled to the input."""
+    """ψ(input gradient × input) plus every biased layer's ψ(bias gradient × bias), upsampled to the input: the
+    layers' maps are added per resolution and each sum upsampled once (bilinear resizing is linear, so the sum is the
+    same)."""
     full = inputs.full_gradients
-    parts = fullgrad_parts(full, scaling, align_corners)
+    size = tuple(full.input.shape[-2:])
+    by_size: dict[tuple[int, int], torch.Tensor] = {}
+    for term in bias_terms(full, scaling):
+        key = tuple(term.shape)
+        by_size[key] = by_size[key] + term if key in by_size else term
+    parts = [input_term(full, scaling), *(resize(total, size, align_corners) for total in by_size.values())]
     return MethodOutput(torch.stack(parts).sum(dim=0))
 
 
 def fullgrad_parts(full: FullGradients, scaling: str, align_corners: bool) -> list[torch.Tensor]:
     """The (H, W) maps FullGrad adds up: the input part first, then each biased layer's, upsampled to the input."""
     size = tuple(full.input.shape[-2:])
-    parts = [psi(full.input_gradient * full.input, scaling)]
-    for item in full.layers:
-        term = psi(item.gradient * item.bias.to(item.gradient.dtype)[:, None, None], scaling)
-        parts.append(resize(term, size, align_corners))
-    return parts
+    return [input_term(full, scaling), *(resize(term, size, align_corners) for term in bias_terms(full, scaling))]
+
+
+def input_term(full: FullGradients, scaling: str) -> torch.Tensor:
+    """ψ(∇ₓy ⊙ x), (H, W)."""
+    return psi(full.input_gradient * full.input, scaling)
+
+
+def bias_terms(full: FullGradients, scaling: str) -> list[torch.Tensor]:
+    """Each biased layer's ψ(∇_z y ⊙ b) at the layer's own (h, w) resolution, in the order the layers ran."""
+    return [psi(item.gradient * item.bias.to(item.gradient.dtype)[:, None, None], scaling) for item in full.layers]
 
 
 def psi(term: torch.Tensor, scaling: str) -> torch.Tensor:
     """FullGrad's post-processing of a (C, h, w) term, summed over its channels: the absolute value, min-max scaled
-    over the whole tensor ("layer") or channel by channel ("channel")."""
+    over the whole tensor ("layer") or channel by channel ("channel"), blank parts zero (cam_core.scaling's rule).
+    Summed as Σ_c (|t_c| − low)/span = (Σ_c |t_c| − C·low)/span, so no scaled copy of the term is made."""
     magnitude = term.abs()
-    scaled = min_max(magnitude) if scaling == "layer" else min_max(magnitude, dims=(1, 2))
-    return scaled.sum(dim=0)
+    if scaling == "layer":
+        low, high = torch.aminmax(magnitude)
+        scale = torch.where(is_blank(low, high), 0.0, 1.0 / (high - low))
+        return (magnitude.sum(dim=0) - magnitude.shape[0] * low) * scale
+    low, high = magnitude.amin(dim=(1, 2)), magnitude.amax(dim=(1, 2))
+    scale = torch.where(is_blank(low, high), 0.0, 1.0 / (high - low))
+    return (magnitude * scale[:, None, None]).sum(dim=0) - (low * scale).sum()
 
 
 def resize(values: torch.Tensor, size: tuple[int, int], align_corners: bool) -> torch.Tensor:

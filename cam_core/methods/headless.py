@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.decomposition import KernelPCA
 from sklearn.metrics.pairwise import pairwise_kernels
 from sklearn.preprocessing import KernelCenterer
 
@@ -30,7 +29,13 @@ from cam_core.lessons.steps import (
     weighted_sum_step,
     weights_text,
 )
-from cam_core.methods.common import centred_matrix, position_matrix, sign_agreement, weighted_sum
+from cam_core.methods.common import (
+    centred_matrix,
+    kernel_component,
+    position_matrix,
+    sign_agreement,
+    weighted_sum,
+)
 from cam_core.registry import CamInputs, MethodCard, MethodOutput, Param, Peer, register
 
 FAMILY = "Gradient-free, through the head"
@@ -253,7 +258,7 @@ KPCACAM = MethodCard(
     id="kpcacam",
     name="KPCA-CAM",
     family=FAMILY,
-    needs=frozenset(),
+    needs=frozenset({"kernel_component"}),
     cost="fast",
     in_default_grid=False,
     summary="Eigen-CAM with a kernel: the first kernel-PCA component of the positions' feature vectors.",
@@ -280,7 +285,7 @@ KPCACAM = MethodCard(
                 "The kernel and its γ change the map"),
     params=(
         Param("kernel", "sigmoid", "the kernel comparing two positions (scikit-learn's names; γ = 1 / channels)",
-              choices=KERNELS),
+              choices=KERNELS, read_by="both"),
         Param("sign_rule", "mean agreement", "how the component's sign is chosen: " + "; ".join(
             f"{name}: {meaning}" for name, meaning in KPCA_SIGNS.items()), choices=tuple(KPCA_SIGNS)),
     ),
@@ -288,20 +293,13 @@ KPCACAM = MethodCard(
 )
 
 
-def kernel_component(maps: torch.Tensor, kernel: str) -> torch.Tensor:
-    """The (h·w,) projections of the positions on the first kernel-PCA component of the channel-centred positions ×
-    channels matrix of (C, h, w) maps, with the sign scikit-learn returns (zero where the matrix has no variance)."""
-    centred = centred_matrix(position_matrix(maps), True)
-    if not torch.any(centred):
-        return torch.zeros(centred.shape[0], dtype=torch.float64)
-    found = KernelPCA(n_components=1, kernel=kernel, random_state=0).fit_transform(centred.numpy())
-    return torch.from_numpy(np.ascontiguousarray(found[:, 0], dtype=np.float64))
-
-
 def kpcacam(inputs: CamInputs, kernel: str, sign_rule: str) -> MethodOutput:
-    """The first kernel-PCA component of the activations as a map, its sign fixed by the mean activation."""
+    """The first kernel-PCA component of the activations (the engine's cached one where given) as a map, its sign
+    fixed by the mean activation."""
     _, height, width = inputs.activations.shape
-    projection = kernel_component(inputs.activations, kernel)
+    projection = inputs.kernel_component
+    if projection is None:
+        projection = kernel_component(inputs.activations, kernel)
     if sign_rule == "mean agreement" and sign_agreement(projection, position_matrix(inputs.activations)) < 0:
         projection = -projection
     note = "" if torch.any(projection) else "the activations do not vary across positions: no component"

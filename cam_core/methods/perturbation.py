@@ -3,9 +3,9 @@ perturbed copies of its input (cam_core.inputs.input_perturbations); their maps 
 
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass
+
 import torch
-from sklearn.linear_model import Ridge
 
 from cam_core.inputs.input_perturbations import SCORES, InputScores, LimePlan, OcclusionPlan, PerturbationSpec, RisePlan
 from cam_core.inputs.masking import BASELINES, baseline_input, masked_inputs
@@ -308,21 +308,87 @@ def kernel_weights(samples: torch.Tensor, kernel_width: float) -> torch.Tensor:
     return torch.exp(-((1.0 - cosine) ** 2) / kernel_width**2)
 
 
+@dataclass(frozen=True)
+class RidgeDesign:
+    """The class-independent part of LIME's weighted ridge regression on the on/off samples, as scikit-learn's Ridge
+    (cholesky solver, its SVD fallback) computes it: the samples' weighted means, the centred samples scaled by
+    √weight, and the factor of their penalised Gram matrix (or their SVD where it is singular)."""
+
+    offset: torch.Tensor  # (features,) weighted mean of the samples
+    scaled: torch.Tensor  # (samples, features) √w (z − offset)
+    root: torch.Tensor  # (samples,) √w
+    alpha: float
+    cholesky: torch.Tensor | None  # lower factor of scaledᵀ scaled + αI
+    svd: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # U, s, Vᵀ of scaled where cholesky failed
+
+    @property
+    def nbytes(self) -> int:
+        parts = [self.offset, self.scaled, self.root, *([] if self.cholesky is None else [self.cholesky]),
+                 *(self.svd or ())]
+        return sum(part.numel() * part.element_size() for part in parts)
+
+    def fit(self, targets: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """The coefficients and intercept of the weighted ridge regression of targets (one per sample)."""
+        targets = targets.double()
+        mean = (self.root**2 @ targets) / (self.root**2).sum()
+        right = self.root * (targets - mean)
+        if self.cholesky is not None:
+            coefficients = torch.cholesky_solve((self.scaled.T @ right)[:, None], self.cholesky)[:, 0]
+        else:
+            u, s, vt = self.svd
+            kept = s > 1e-15
+            shrink = torch.where(kept, s / (s**2 + self.alpha), 0.0)
+            coefficients = vt.T @ (shrink * (u.T @ right))
+        return coefficients, float(mean - self.offset @ coefficients)
+
+
+def ridge_design(samples: torch.Tensor, weights: torch.Tensor, alpha: float) -> RidgeDesign:
+    """The RidgeDesign of the on/off samples (samples × features) with the samples' weights and penalty alpha."""
+    z, w = samples.double(), weights.double()
+    offset = (w @ z) / w.sum()
+    root = torch.sqrt(w)
+    scaled = root[:, None] * (z - offset)
+    gram = scaled.T @ scaled + alpha * torch.eye(z.shape[1], dtype=torch.float64)
+    factor, info = torch.linalg.cholesky_ex(gram)
+    if int(info) == 0:
+        return RidgeDesign(offset, scaled, root, float(alpha), factor)
+    return RidgeDesign(offset, scaled, root, float(alpha), None, torch.linalg.svd(scaled, full_matrices=False))
+
+
+@dataclass(frozen=True)
+class KeptDesign:
+    """A plan's RidgeDesign as an Analysis keeps it: holding the plan keeps its id, the key, from being reused."""
+
+    plan: LimePlan
+    design: RidgeDesign
+
+    @property
+    def nbytes(self) -> int:
+        return self.design.nbytes
+
+
 def lime_fit(samples: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, alpha: float
              ) -> tuple[torch.Tensor, float]:
     """The coefficients and intercept of the weighted ridge regression of targets on the on/off samples."""
-    model = Ridge(alpha=alpha).fit(samples.double().numpy(), targets.double().numpy(),
-                                   sample_weight=weights.double().numpy())
-    return torch.from_numpy(np.asarray(model.coef_, dtype=np.float64)), float(model.intercept_)
+    return ridge_design(samples, weights, alpha).fit(targets)
 
 
 def lime(inputs: CamInputs, kernel_width: float, alpha: float, score: str) -> MethodOutput:
-    """Each superpixel's coefficient in the weighted ridge fit of the class score, spread over its pixels."""
+    """Each superpixel's coefficient in the weighted ridge fit of the class score, spread over its pixels (the fit's
+    class-independent part is kept per image, samples and settings: a class costs one solve)."""
     scores = inputs.input_scores
     plan: LimePlan = scores.plan
     samples = plan.samples[: scores.count]
-    coefficients, _ = lime_fit(samples, scores.scores(inputs.target, score), kernel_weights(samples, kernel_width),
-                               alpha)
+
+    def design() -> RidgeDesign:
+        return ridge_design(samples, kernel_weights(samples, kernel_width), alpha)
+
+    if scores.complete:
+        fitted = inputs.kept(("lime", id(plan), float(kernel_width), float(alpha)),
+                             lambda: KeptDesign(plan, design())).design
+    else:
+        fitted = design()
+    coefficients, _ = fitted.fit(scores.scores(inputs.target, score))
     coefficients = coefficients.float()
     return MethodOutput(coefficients[plan.segments.long()], coefficients, _partial_note(scores, "samples"))
 

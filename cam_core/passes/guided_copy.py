@@ -24,6 +24,8 @@ GUIDED_ACTIVATIONS = frozenset(
         "Mish",
     }
 )
+# Activations whose derivative is never negative: given a non-negative gradient they pass back a non-negative one.
+NON_DECREASING = frozenset({"ReLU", "ReLU6", "LeakyReLU", "ELU"})
 
 
 class _PositiveGradient(torch.autograd.Function):
@@ -38,6 +40,12 @@ class _PositiveGradient(torch.autograd.Function):
         return gradient.clamp(min=0)
 
 
+def non_decreasing(activation: nn.Module) -> bool:
+    """Whether the activation's derivative is never negative (its negative slope or ELU's alpha is not negative)."""
+    return (type(activation).__name__ in NON_DECREASING and getattr(activation, "negative_slope", 0) >= 0
+            and getattr(activation, "alpha", 1) >= 0)
+
+
 class GuidedActivation(nn.Module):
     """An activation whose backward pass keeps only the positive part of the incoming gradient, and of what it
     passes back.
@@ -45,19 +53,22 @@ class GuidedActivation(nn.Module):
     For ReLU this is exactly guided backpropagation's rule (gradient passed where the forward input was positive and
     the gradient is positive). For smooth activations (GELU, SiLU, Hardswish) the positive gradient is scaled by the
     activation's own derivative, which is negative below zero, so what flows back is clamped at zero again: every
-    guided activation passes back a non-negative gradient, as a guided ReLU does.
+    guided activation passes back a non-negative gradient, as a guided ReLU does. (A non-decreasing activation
+    passes back a non-negative gradient already, so it needs no second clamp.)
     """
 
     def __init__(self, activation: nn.Module):
         super().__init__()
         self.activation = activation
+        self.clamp_input = not non_decreasing(activation)
         if hasattr(activation, "inplace"):
             activation.inplace = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not x.requires_grad:
             return self.activation(x)
-        return _PositiveGradient.apply(self.activation(_PositiveGradient.apply(x)))
+        inner = _PositiveGradient.apply(x) if self.clamp_input else x
+        return _PositiveGradient.apply(self.activation(inner))
 
 
 @dataclass

@@ -32,12 +32,23 @@ def evidence_range(
     return float(kept.min()), float(kept.max())
 
 
+def blank_note(raw: torch.Tensor | np.ndarray, sign: str = "positive") -> str:
+    """Why the sign's evidence map is blank (no position has that sign's evidence), or "" when it is not: read at the
+    method's own resolution, which bilinear resizing cannot turn from blank to not blank."""
+    if sign not in SIGNS:
+        raise CamError(f"sign must be one of {', '.join(SIGNS)}, not {sign!r}")
+    raw = torch.as_tensor(raw)
+    kept = torch.nan_to_num((raw if sign == "positive" else -raw).float(), nan=0.0, posinf=0.0, neginf=0.0).clamp(min=0)
+    if bool(is_blank(kept.min(), kept.max())):
+        return f"the {sign} map is empty (no position has {sign} evidence at this layer)"
+    return ""
+
+
 def saliency_map(
     raw: torch.Tensor | np.ndarray, size: tuple[int, int], sign: str = "positive"
 ) -> tuple[np.ndarray, str]:
-    """evidence_map min-max scaled to [0, 1]; with a note when the map is blank."""
-    upsampled = evidence_map(raw, size, sign)
-    if bool(is_blank(upsampled.min(), upsampled.max())):
-        note = f"the {sign} map is empty (no position has {sign} evidence at this layer)"
+    """evidence_map min-max scaled to [0, 1]; with blank_note's note (and zeros) when the map is blank."""
+    note = blank_note(raw, sign)
+    if note:
         return np.zeros(size, dtype=np.float32), note
-    return min_max(upsampled).numpy().astype(np.float32), ""
+    return min_max(evidence_map(raw, size, sign)).numpy().astype(np.float32), ""

@@ -101,8 +101,12 @@ def layer_correlations(analysis: Analysis, method: str, target: int, other: int,
     card = get_method(method).card
     if not card.needs or not card.needs <= SWEEPABLE or card.needs == {"guided_gradients"}:
         return {}
+    layers = analysis.explainer.model.layer_choices()
+    if "gradients" in card.needs:  # every candidate layer's gradients from one backward per pass and class
+        for cls in (target, other):
+            analysis.stack_gradients(cls, layers)
     found = {}
-    for layer in analysis.explainer.model.layer_choices():
+    for layer in layers:
         where = {"layers": [layer]} if card.multi_layer else {"layer": layer}
         try:
             found[layer] = map_correlation(analysis, method, target, other, sign, **params, **where)
@@ -117,6 +121,12 @@ def _key(value: object) -> object:
     if isinstance(value, dict):
         return tuple(sorted((k, _key(v)) for k, v in value.items()))
     return value
+
+
+def known_specificity(analysis: Analysis, method: str, target: int, other: int, sign: str = "positive",
+                      **settings: object) -> Specificity | None:
+    """specificity's finding when it was computed before for this analysis and settings, else None (nothing run)."""
+    return _cache.get(analysis, {}).get((method, int(target), int(other), sign, _key(settings)))
 
 
 def specificity(analysis: Analysis, method: str, target: int, other: int, sign: str = "positive",
