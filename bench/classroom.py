@@ -33,7 +33,15 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.dashboard_driver import ARGS, CHROMIUM, default_grid, playwright_api, run_students, settle  # noqa: E402
+from scripts.dashboard_driver import (  # noqa: E402
+    ARGS,
+    CHROMIUM,
+    default_grid,
+    idle_chromium,
+    playwright_api,
+    run_students,
+    settle,
+)
 from scripts.measure import MIB, rss_bytes  # noqa: E402
 from scripts.serve_class import serve  # noqa: E402
 
@@ -164,11 +172,7 @@ def main() -> None:
     photos = [photos[i] for i in sorted(range(len(photos)), key=lambda i: (i % 2, i))]  # alternate the two kinds
     env = {} if args.cache_bytes is None else {"CAM_CACHE_BYTES": str(args.cache_bytes)}
     names = default_grid()
-    chromium = CHROMIUM
-    if args.browsers == "idle":
-        chromium = str(folder / "chromium")
-        Path(chromium).write_text(f'#!/bin/sh\nexec chrt --idle 0 {CHROMIUM} "$@"\n')
-        Path(chromium).chmod(0o755)
+    chromium = idle_chromium(folder) if args.browsers == "idle" else CHROMIUM
     if args.shots:
         args.shots.mkdir(parents=True, exist_ok=True)
     with serve(args.replicas, args.port, args.port + 1, folder / "server", env) as deployment:

@@ -130,20 +130,27 @@ def stack_choices(explainer: Explainer) -> list[str]:
     return sorted(found, key=forward.index)
 
 
-def param_widget(card: MethodCard, param: Param, prefix: str = "param") -> str | bool | int | float:
-    """A widget for one method parameter, keyed by prefix, method and name so that each page and method keeps its
-    own setting."""
-    key = f"{prefix}_{card.id}_{param.name}"
+def param_key(card: MethodCard, param: Param, prefix: str = "param") -> str:
+    """The widget key of one method parameter: each page and method keeps its own setting."""
+    return f"{prefix}_{card.id}_{param.name}"
+
+
+def param_widget(card: MethodCard, param: Param, prefix: str = "param",
+                 value: str | bool | int | float | None = None) -> str | bool | int | float:
+    """A widget for one method parameter, keyed by param_key, starting at value (default: the parameter's) when
+    the session has no value for it yet."""
+    key = param_key(card, param, prefix)
     label = param.name.replace("_", " ")
+    start = param.default if value is None else value
     if param.choices:
-        return st.selectbox(label, param.choices, key=key, help=param.help)
+        return st.selectbox(label, param.choices, index=list(param.choices).index(start), key=key, help=param.help)
     if isinstance(param.default, bool):
-        return st.checkbox(label, value=param.default, key=key, help=param.help)
+        return st.checkbox(label, value=bool(start), key=key, help=param.help)
     if isinstance(param.default, str):
-        return st.text_input(label, value=param.default, key=key, help=param.help)
+        return st.text_input(label, value=str(start), key=key, help=param.help)
     if isinstance(param.default, int):
-        return st.number_input(label, int(param.minimum), int(param.maximum), param.default, 1, key=key,
+        return st.number_input(label, int(param.minimum), int(param.maximum), int(start), 1, key=key,
                                help=param.help)
     step = 10.0 ** math.floor(math.log10((param.maximum - param.minimum) / 100))  # a round step: 0.01, not 0.0099
-    return st.slider(label, float(param.minimum), float(param.maximum), float(param.default), step, key=key,
+    return st.slider(label, float(param.minimum), float(param.maximum), float(start), step, key=key,
                      help=param.help)

@@ -67,6 +67,7 @@ def test_a_columns_parameter_and_layer_change_its_map_and_show_in_the_manifest(c
     app.switch_page("pages/figure.py").run()
     app.multiselect(key="figure_methods").set_value(["gradcam", "eigencam", "xgradcam"])
     app.number_input(key="figure_dpi").set_value(60)
+    app.session_state["figure_method_settings"] = True  # the expander open: its widgets are drawn
     app.button(key="figure_add_current").click().run()
     assert not app.exception and not app.error
     assert "Method settings" in [expander.label for expander in app.expander]

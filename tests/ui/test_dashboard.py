@@ -157,6 +157,7 @@ def test_compare_runs_score_cam_with_progress_and_switches_class_for_free():
     app = go(open_app(), "compare")
     for method in ("scorecam", "groupcam"):  # Method settings' layer picker, set before the methods are chosen
         app.session_state[f"layer_{method}_mobilenet_v2"] = CHEAP_LAYER
+    app.session_state["method_settings"] = True  # the expander open: its widgets are drawn
     app.multiselect(key="compare_methods").set_value(["scorecam", "groupcam"])
     app.run()
     assert app.selectbox(key="layer_scorecam_mobilenet_v2").value == CHEAP_LAYER
