@@ -1,6 +1,7 @@
 """Benchmark: what a class switch and an upload cost in the browser, and each method's class switch through the API.
 
     python bench/browser_switch.py [--photo PATH] [--repeats N] [--skip-browser] [--skip-api] [--all-peers]
+                                   [--browser normal|idle]
 
 Starts its own `streamlit run app.py` (so every cache is cold) and drives it in headless Chromium (1500×1100) with
 scripts/dashboard_driver.py, then prints one markdown table:
@@ -20,8 +21,9 @@ scripts/dashboard_driver.py, then prints one markdown table:
    warm-up call alone when it took more than SLOW_PEER_S seconds. pytorch-grad-cam's AblationCAM (1280 ablated
    passes per call, minutes on one thread) only with --all-peers. Settings that take minutes at their default are
    made cheaper (in the table).
-A report, never a test: the exit code is 0. Screenshots go to artifacts/screenshots/browser_switch/ when artifacts/
-exists.
+--browser idle runs Chromium under Linux's idle scheduling class (after the server, as on the user's own machine;
+scripts/dashboard_driver.idle_chromium). A report, never a test: the exit code is 0. Screenshots go to
+artifacts/screenshots/browser_switch/ when artifacts/ exists.
 """
 
 from __future__ import annotations
