@@ -25,10 +25,12 @@ def server(request):
 
 def expected(image: Image.Image, explainer) -> dict:
     """What cam_core alone says about image, read the way the dashboard reads it: its top-1 class, its label and the
-    default Compare pictures (overlay, opacity 0.6, first colour map, evidence for, with their colour bars) of the
-    CHECKED methods. explainer is this process's own (the server's caches are in the server's process)."""
+    default Compare pictures (overlay, opacity 0.6, first colour map, evidence for, with their colour bars, at the
+    grid's shown width) of the CHECKED methods. explainer is this process's own (the server's caches are in the
+    server's process)."""
     from cam_core import methods
     from cam_core.render.colourbar import map_view
+    from cam_core.render.display import shown_image
     from cam_core.render.pictures import COLORMAPS
 
     analysis = explainer.analyze(image)
@@ -37,6 +39,8 @@ def expected(image: Image.Image, explainer) -> dict:
     pictures = {}
     for method in CHECKED:
         result = analysis.cam(method, target=index)
-        picture = map_view(analysis.image, result.saliency, result.raw, "overlay", 0.6, COLORMAPS[0], result.rgb)
+        shown = shown_image(analysis.image)
+        picture = map_view(shown, result.saliency_at((shown.height, shown.width)), result.raw, "overlay", 0.6,
+                           COLORMAPS[0], result.rgb)
         pictures[names[method]] = np.asarray(picture.convert("RGB"), dtype=np.float32)
     return {"index": index, "label": label, "pictures": pictures}
