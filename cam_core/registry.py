@@ -300,6 +300,16 @@ def get_method(method_id: str) -> Method:
     return _METHODS[method_id]
 
 
+def settings_key(value: object) -> Hashable:
+    """A method's keyword arguments (or any value among them) in a hashable form that equal settings share: dicts as
+    sorted pairs, lists as tuples."""
+    if isinstance(value, (list, tuple)):
+        return tuple(settings_key(item) for item in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, settings_key(v)) for k, v in value.items()))
+    return value
+
+
 def default_grid() -> list[MethodCard]:
     """The methods Compare's grid opens with: the instant and fast ones whose card puts them there."""
     return [card for card in methods() if card.cost in ("instant", "fast") and card.in_default_grid]

@@ -11,7 +11,7 @@ import numpy as np
 
 from cam_core.engine.analysis import Analysis
 from cam_core.errors import CamError
-from cam_core.registry import MethodCard, get_method
+from cam_core.registry import MethodCard, get_method, settings_key
 
 THRESHOLD = 0.9  # r ≥ 0.9: the other class's map explains over 80 % (r²) of this map's variance
 SEPARATED = 0.5  # a layer separates the classes where r < 0.5: they share under a quarter of their variance
@@ -115,25 +115,17 @@ def layer_correlations(analysis: Analysis, method: str, target: int, other: int,
     return {layer: r for layer, r in found.items() if not math.isnan(r)}
 
 
-def _key(value: object) -> object:
-    if isinstance(value, (list, tuple)):
-        return tuple(value)
-    if isinstance(value, dict):
-        return tuple(sorted((k, _key(v)) for k, v in value.items()))
-    return value
-
-
 def known_specificity(analysis: Analysis, method: str, target: int, other: int, sign: str = "positive",
                       **settings: object) -> Specificity | None:
     """specificity's finding when it was computed before for this analysis and settings, else None (nothing run)."""
-    return _cache.get(analysis, {}).get((method, int(target), int(other), sign, _key(settings)))
+    return _cache.get(analysis, {}).get((method, int(target), int(other), sign, settings_key(settings)))
 
 
 def specificity(analysis: Analysis, method: str, target: int, other: int, sign: str = "positive",
                 **settings: object) -> Specificity:
     """How class-specific method's map of target is, against other's map; computed once per analysis and settings.
     When r ≥ THRESHOLD, note says why and the candidate layer with the lowest r is named (if below SEPARATED)."""
-    key = (method, int(target), int(other), sign, _key(settings))
+    key = (method, int(target), int(other), sign, settings_key(settings))
     known = _cache.setdefault(analysis, {})
     if key in known:
         return known[key]

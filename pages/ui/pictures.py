@@ -4,11 +4,11 @@ sends the same bytes again (the browser already has them) and draws nothing."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Hashable
 from typing import NamedTuple
 
 from cam_core import Analysis, CamResult
+from cam_core.registry import settings_key
 from pages.ui.resources import result_store
 
 PICTURE_BYTES = 192 << 20  # about 4000 pictures of 480 px: a classroom's grids, several classes each
@@ -27,11 +27,6 @@ class Shown(NamedTuple):
         """The picture's bytes and the result's arrays (its full-size saliency once a download has drawn it)."""
         arrays = [self.result.raw, self.result.rgb, self.result.__dict__.get("saliency")]
         return len(self.picture) + sum(array.nbytes for array in arrays if array is not None)
-
-
-def settings_key(settings: dict) -> str:
-    """A method's settings as one hashable string (lists of layers included)."""
-    return json.dumps(settings, sort_keys=True, default=str)
 
 
 def picture_key(analysis: Analysis, method_id: str, target: int, sign: str, settings: dict,
